@@ -1,0 +1,23 @@
+"""hiermio: regression on clustered data with L0-constrained cluster effects, by mixed-integer optimization.
+
+>>> import hiermio as hm
+>>> fit = hm.fit("Reaction ~ Days + (1 + Days | Subject)", hm.load_dataset("sleepstudy"), budget=5)
+>>> print(fit.summary())  # doctest: +SKIP
+"""
+
+from .api import default_mu, fit
+from .datasets import load_dataset
+from .design import build_design
+from .estimator import HierMIO
+from .exceptions import BudgetError, DataError, FormulaError, HierMIOError, NotFittedError
+from .formula import parse_formula
+from .oa import Certificate, SolverProgress
+from .results import MIOFit, Summary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit", "default_mu", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
+    "parse_formula", "build_design", "load_dataset",
+    "HierMIOError", "FormulaError", "DataError", "BudgetError", "NotFittedError",
+]

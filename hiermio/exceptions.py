@@ -1,0 +1,27 @@
+"""Errors raised by hiermio.
+
+Every error a user can trigger with bad input is a subclass of ``HierMIOError`` (itself a
+``ValueError``), and its message names the offending column, term, level or value.
+"""
+
+from __future__ import annotations
+
+
+class HierMIOError(ValueError):
+    """Base class for every input error hiermio raises on purpose."""
+
+
+class FormulaError(HierMIOError):
+    """The formula cannot be parsed, or names something the data does not have."""
+
+
+class DataError(HierMIOError):
+    """The data cannot be used with the formula (NaN, non-numeric response, one-level factor...)."""
+
+
+class BudgetError(HierMIOError):
+    """A sparsity budget is missing, of the wrong type, or out of range."""
+
+
+class NotFittedError(HierMIOError, AttributeError):
+    """An estimator was used before ``fit``."""

@@ -1,0 +1,158 @@
+"""The combinatorial problem: which random-effect units may be nonzero, under which budgets.
+
+A *unit* is what one binary switches on. With ``selection="column"`` every random-effect column
+(term x level x coefficient) is a unit and each random term has its own budget; with
+``selection="cluster"`` a unit is one level of a grouping factor (its intercept and slopes, in all
+terms on that factor, enter together) and each grouping factor has one budget.
+
+>>> import numpy as np, pandas as pd
+>>> from hiermio.design import build_design
+>>> df = pd.DataFrame({"y": [1., 2, 3, 4, 5, 7], "z": [0., 1, 0, 1, 0, 1], "g": list("aabbcc")})
+>>> d = build_design("y ~ 1 + (1 + z | g)", df)
+>>> sel = SelectionProblem.build(d, budget=1, mu=np.ones(6), selection="cluster")
+>>> sel.n_units, sel.group_names, sel.budgets.tolist()
+(3, ['g'], [1])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Literal, Mapping, Union
+
+import numpy as np
+
+from .design import Design
+from .exceptions import BudgetError
+from .sufficient import Evaluation, SufficientStats
+
+__all__ = ["Budget", "SelectionProblem"]
+
+Budget = Union[int, Mapping[str, int]]
+
+
+@dataclass
+class SelectionProblem:
+    """Units, budget groups and the evaluator of c for unit-level supports."""
+
+    stats: SufficientStats
+    unit_of_col: np.ndarray  # (m,) unit of each random-effect column
+    group_of_unit: np.ndarray  # (U,) budget group of each unit
+    group_names: list[str]
+    budgets: np.ndarray  # (n_groups,) the L0 budget of each group
+    selection: str = "column"
+
+    @property
+    def n_units(self) -> int:
+        return len(self.group_of_unit)
+
+    @property
+    def group_sizes(self) -> np.ndarray:
+        return np.bincount(self.group_of_unit, minlength=len(self.group_names))
+
+    @classmethod
+    def build(
+        cls,
+        design: Design,
+        budget: Budget,
+        mu: np.ndarray,
+        selection: Literal["column", "cluster"] = "column",
+        stats: SufficientStats | None = None,
+    ) -> "SelectionProblem":
+        """Units and budgets for ``design``; ``budget`` is an int (every group) or a dict by group."""
+        if selection not in ("column", "cluster"):
+            raise BudgetError(f"selection must be 'column' or 'cluster', got {selection!r}")
+        stats = stats if stats is not None else SufficientStats.from_design(design, mu)
+        unit_of_col, group_of_unit, names = [], [], []
+        if selection == "column":
+            n_units = 0
+            for gi, (off, t) in enumerate(zip(design.term_offsets(), design.terms)):
+                unit_of_col.append(np.arange(t.n_columns) + n_units)
+                group_of_unit.append(np.full(t.n_columns, gi))
+                names.append(t.term.label)
+                n_units += t.n_columns
+        else:
+            factors = list(dict.fromkeys(t.term.group for t in design.terms))
+            first_unit = {}
+            n_units = 0
+            for gi, f in enumerate(factors):
+                K = next(t.n_levels for t in design.terms if t.term.group == f)
+                first_unit[f] = n_units
+                group_of_unit.append(np.full(K, gi))
+                names.append(f)
+                n_units += K
+            for t in design.terms:
+                unit_of_col.append(first_unit[t.term.group] + np.repeat(np.arange(t.n_levels), t.q))
+        unit_of_col_a = np.concatenate(unit_of_col) if unit_of_col else np.zeros(0, int)
+        group_of_unit_a = np.concatenate(group_of_unit) if group_of_unit else np.zeros(0, int)
+        sizes = np.bincount(group_of_unit_a, minlength=len(names))
+        budgets = _resolve_budget(budget, names, sizes, design, selection)
+        return cls(stats, unit_of_col_a.astype(int), group_of_unit_a.astype(int), names, budgets, selection)
+
+    # ------------------------------------------------------------------ evaluation
+    def columns(self, s_unit: np.ndarray) -> np.ndarray:
+        """Column-level indicator from a unit-level one."""
+        return np.asarray(s_unit, dtype=float)[self.unit_of_col]
+
+    def unit_grad(self, ev: Evaluation) -> np.ndarray:
+        return np.bincount(self.unit_of_col, weights=ev.grad, minlength=self.n_units)
+
+    def evaluate(self, s_unit: np.ndarray) -> tuple[Evaluation, np.ndarray]:
+        """c at a unit-level support, and its gradient per unit."""
+        ev = self.stats.evaluate(self.columns(s_unit))
+        return ev, self.unit_grad(ev)
+
+    def value(self, s_unit: np.ndarray) -> float:
+        return self.stats.evaluate(self.columns(s_unit)).value
+
+    def is_feasible(self, s_unit: np.ndarray) -> bool:
+        counts = np.bincount(self.group_of_unit, weights=np.asarray(s_unit, float), minlength=len(self.group_names))
+        return bool(np.all(counts <= self.budgets + 1e-9))
+
+    def top_within_budget(self, score: np.ndarray) -> np.ndarray:
+        """The binary support that takes, in each group, the ``budget`` units of highest score."""
+        s = np.zeros(self.n_units)
+        for g, lam in enumerate(self.budgets):
+            idx = np.flatnonzero(self.group_of_unit == g)
+            if lam > 0:
+                s[idx[np.argsort(-score[idx], kind="stable")[:lam]]] = 1.0
+        return s
+
+
+def _resolve_budget(budget: Budget, names: list[str], sizes: np.ndarray, design: Design, selection: str) -> np.ndarray:
+    what = "random term" if selection == "column" else "grouping factor"
+    if isinstance(budget, Mapping):
+        aliases = _aliases(names, design, selection)
+        unknown = [k for k in budget if k not in aliases]
+        if unknown:
+            raise BudgetError(f"budget names unknown {what}(s) {unknown}; expected keys among {names}")
+        out = np.zeros(len(names), dtype=int)
+        given = set()
+        for key, val in budget.items():
+            gi = aliases[key]
+            out[gi] = _one_budget(val, names[gi], sizes[gi], what)
+            given.add(gi)
+        missing = [names[i] for i in range(len(names)) if i not in given]
+        if missing:
+            raise BudgetError(f"budget gives no value for {what}(s) {missing}")
+        return out
+    return np.array([_one_budget(budget, nm, sz, what) for nm, sz in zip(names, sizes)], dtype=int)
+
+
+def _one_budget(val, name: str, size: int, what: str) -> int:
+    if isinstance(val, (bool, np.bool_)) or not isinstance(val, Integral):
+        raise BudgetError(f"budget for {what} {name} must be a whole number, got {val!r}")
+    if val < 0 or val > size:
+        raise BudgetError(f"budget {val} for {what} {name} is out of range: it must lie in 0..{size}")
+    return int(val)
+
+
+def _aliases(names: list[str], design: Design, selection: str) -> dict[str, int]:
+    """Budget keys accepted for each group: its label, and for terms also 'expr | group'."""
+    out = {nm: i for i, nm in enumerate(names)}
+    if selection == "column":
+        for i, t in enumerate(design.terms):
+            out.setdefault(f"{t.term.expr} | {t.term.group}", i)
+            if sum(u.term.group == t.term.group for u in design.terms) == 1:
+                out.setdefault(t.term.group, i)
+    return out
