@@ -1,0 +1,65 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from hiermio import DataError, FormulaError, build_design, fit
+from conftest import simulate
+
+
+def test_unknown_column_is_named_with_suggestion():
+    df = simulate()
+    with pytest.raises(FormulaError, match=r"unknown column 'xx' \(did you mean 'x'\?\)"):
+        build_design("y ~ xx + (1 | g)", df)
+    with pytest.raises(FormulaError, match="unknown column 'grp'.*random term"):
+        build_design("y ~ x + (1 | grp)", df)
+
+
+def test_missing_values_are_dropped_and_counted_or_refused():
+    df = simulate()
+    df.loc[[0, 5], "x"] = np.nan
+    df.loc[7, "g"] = None
+    d = build_design("y ~ x + (1 | g)", df)
+    assert d.n_dropped == 3 and d.n == len(df) - 3
+    assert 0 not in d.rows and 7 not in d.rows
+    with pytest.raises(DataError, match=r"3 row\(s\) have missing values in 'g' \(1\), 'x' \(2\)"):
+        build_design("y ~ x + (1 | g)", df, na_action="raise")
+    assert "3 with missing values dropped" in str(fit("y ~ x + (1 | g)", df, budget=1).summary())
+
+
+def test_non_numeric_response_is_refused():
+    df = simulate().assign(label=lambda d: np.where(d.y > 1, "hi", "lo"))
+    with pytest.raises(DataError, match="response 'label' must be numeric"):
+        build_design("label ~ x + (1 | g)", df)
+
+
+def test_single_level_grouping_factor_is_refused():
+    df = simulate().assign(one="A")
+    with pytest.raises(DataError, match="grouping factor 'one' .* single level \\('A'\\)"):
+        build_design("y ~ x + (1 | one)", df)
+
+
+def test_rank_deficient_fixed_part_names_the_column():
+    df = simulate().assign(x2=lambda d: 2 * d.x)
+    with pytest.raises(DataError, match="rank deficient: column\\(s\\) 'x2'"):
+        build_design("y ~ x + x2 + (1 | g)", df)
+
+
+def test_transform_producing_nan_is_refused():
+    df = simulate()
+    with pytest.raises(DataError, match="fixed part evaluates to NaN"):
+        build_design("y ~ np.log(x) + (1 | g)", df)
+
+
+def test_categoricals_and_interaction_grouping():
+    df = simulate(crossed=True).assign(c=lambda d: np.where(d.x > 0, "a", "b"))
+    d = build_design("y ~ C(c) + x + (1 | g:h)", df)
+    assert d.fixed_names == ("(Intercept)", "C(c)[T.b]", "x")
+    labels = (df.g.astype(str) + ":" + df.h.astype(str)).unique()
+    assert d.terms[0].n_levels == len(labels)
+
+
+def test_factor_level_order_follows_categorical():
+    df = simulate()
+    df["g"] = pd.Categorical(df.g.astype(str), categories=[str(k) for k in range(7, -1, -1)])
+    d = build_design("y ~ x + (1 | g)", df)
+    assert list(d.terms[0].levels) == [str(k) for k in range(7, -1, -1)]
