@@ -11,6 +11,7 @@ from .design import build_design
 from .estimator import HierMIO
 from .exceptions import BudgetError, DataError, FormulaError, HierMIOError, NotFittedError
 from .formula import parse_formula
+from .lmer import LmerFit, RNotAvailableError, lmer
 from .oa import Certificate, SolverProgress
 from .results import MIOFit, Summary
 
@@ -18,6 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "fit", "default_mu", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
-    "parse_formula", "build_design", "load_dataset",
+    "parse_formula", "build_design", "load_dataset", "lmer", "LmerFit", "RNotAvailableError",
     "HierMIOError", "FormulaError", "DataError", "BudgetError", "NotFittedError",
 ]

@@ -145,7 +145,12 @@ class _Master:
         return added
 
     def offer(self, s: np.ndarray) -> None:
-        """Give SCIP the feasible point (s, c(s))."""
+        """Give SCIP the feasible point (s, c(s)), unless it was seen before."""
+        if s.astype(np.int8).tobytes() in self.cache:
+            return
+        self.offer_evaluated(s)
+
+    def offer_evaluated(self, s: np.ndarray) -> None:
         c, _ = self.oracle(s)
         m = self.model
         sol = m.createSol(None)
@@ -192,8 +197,8 @@ class _OACuts(Conshdlr):
         ms.report()
         if not self._violated(s, eta):
             return {"result": SCIP_RESULT.FEASIBLE}
-        ms.offer(s)
-        ms.add_cut(s, force=True)
+        ms.add_cut(s, force=True)  # s is now cached and may be the incumbent
+        ms.offer_evaluated(s)
         return {"result": SCIP_RESULT.SEPARATED}
 
     def consenfops(self, constraints, nusefulconss, solinfeasible, objinfeasible):

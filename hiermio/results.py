@@ -37,7 +37,7 @@ class MIOFit:
     >>> import hiermio as hm
     >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=4)
     >>> fit.fixef().round(1).to_dict()
-    {'(Intercept)': 249.1, 'Days': 10.5}
+    {'(Intercept)': 259.1, 'Days': 10.5}
     >>> sum(len(v) for v in fit.selected.values())
     4
     """
@@ -202,8 +202,8 @@ class MIOFit:
                 codes = t.levels.get_indexer(labels)
                 unseen = codes < 0
                 if unseen.any() and not allow_new_levels:
-                    new = pd.unique(np.asarray(labels)[unseen])[:5]
-                    raise DataError(f"grouping factor {t.term.group!r} has level(s) {list(new)} not seen in "
+                    new = pd.unique(np.asarray(labels)[unseen])[:5].tolist()
+                    raise DataError(f"grouping factor {t.term.group!r} has level(s) {new} not seen in "
                                     "training; pass allow_new_levels=True to predict them at population level")
                 eff = self._term_effects(k).to_numpy()
                 z = d.term_values(k, newdata)

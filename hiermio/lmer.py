@@ -1,0 +1,234 @@
+"""lme4's ``lmer`` on the same formula and data, through rpy2, as the reference LMEM.
+
+Failures never escape as R tracebacks: a model lme4 cannot fit comes back with ``status="failed"``
+and R's error text; convergence warnings, singular fits and R's messages are kept verbatim.
+Data cross to R column by column from numpy arrays, only the columns the formula uses, with
+factor levels in the order hiermio uses (a categorical's order, else sorted values).
+
+>>> import hiermio as hm
+>>> ref = hm.lmer("Reaction ~ Days + (Days | Subject)", hm.load_dataset("sleepstudy"))  # doctest: +SKIP
+>>> ref.fixef().round(3).to_dict()  # doctest: +SKIP
+{'(Intercept)': 251.405, 'Days': 10.467}
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .design import _required
+from .exceptions import DataError, HierMIOError
+from .formula import parse_formula
+
+__all__ = ["lmer", "LmerFit", "RNotAvailableError", "r_available"]
+
+_INSTALL = ("install R and lme4 (Debian: apt-get install r-base-core r-cran-lme4) and rpy2 "
+            "(pip install 'rpy2>=3.5,<3.6'), or run ./run setup as root")
+
+_R_FIT = r"""
+function(formula, data, REML) {
+  warns <- character(0); msgs <- character(0)
+  fit <- tryCatch(
+    withCallingHandlers(
+      lme4::lmer(stats::as.formula(formula), data = data, REML = REML),
+      warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
+      message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
+    error = function(e) e)
+  if (inherits(fit, "error"))
+    return(list(ok = FALSE, error = conditionMessage(fit), warnings = warns, messages = msgs))
+  conv <- fit@optinfo$conv$lme4$messages
+  re <- lme4::ranef(fit)
+  vc <- as.data.frame(lme4::VarCorr(fit))
+  list(ok = TRUE, fit = fit,
+       fixef = unname(lme4::fixef(fit)), fixef_names = names(lme4::fixef(fit)),
+       se = unname(sqrt(diag(as.matrix(stats::vcov(fit))))),
+       sigma = stats::sigma(fit), logLik = as.numeric(stats::logLik(fit)),
+       singular = lme4::isSingular(fit),
+       conv = if (is.null(conv)) character(0) else as.character(conv),
+       warnings = warns, messages = msgs,
+       re_names = names(re),
+       re = lapply(re, function(d) list(levels = rownames(d), cols = colnames(d), values = as.matrix(d))),
+       vc_grp = as.character(vc$grp), vc_var1 = as.character(vc$var1), vc_var2 = as.character(vc$var2),
+       vc_vcov = vc$vcov, vc_sdcor = vc$sdcor)
+}
+"""
+
+
+class RNotAvailableError(HierMIOError, ImportError):
+    """R, lme4 or rpy2 is missing."""
+
+
+_R: dict[str, Any] = {}
+
+
+def _r():
+    """rpy2's robjects and the compiled fitting function, loaded once."""
+    if not _R:
+        try:
+            from rpy2.rinterface_lib import callbacks
+
+            callbacks.consolewrite_warnerror = lambda s: None  # R's console chatter is not the user's business
+            import rpy2.robjects as ro
+        except Exception as exc:  # ImportError, or R's shared library failing to load
+            raise RNotAvailableError(f"lme4 comparisons need R through rpy2, which failed to load ({exc}); "
+                                     + _INSTALL) from None
+        try:
+            ro.r("suppressPackageStartupMessages(library(lme4))")
+        except Exception:
+            raise RNotAvailableError("R is installed but the lme4 package is not; " + _INSTALL) from None
+        _R.update(ro=ro, fit=ro.r(_R_FIT))
+    return _R
+
+
+def r_available() -> bool:
+    """True when R, lme4 and rpy2 all load."""
+    try:
+        _r()
+        return True
+    except RNotAvailableError:
+        return False
+
+
+def _to_r_frame(data: pd.DataFrame, columns: list[str]):
+    ro = _r()["ro"]
+    cols = {}
+    for c in columns:
+        s = data[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            levels = [str(v) for v in s.cat.categories]
+            codes = s.cat.codes.to_numpy().astype(int) + 1
+            vec = ro.IntVector(np.where(codes == 0, ro.NA_Integer, codes).tolist())
+            cols[c] = ro.r["structure"](vec, levels=ro.StrVector(levels), **{"class": "factor"})
+        elif pd.api.types.is_bool_dtype(s):
+            cols[c] = ro.BoolVector(s.to_numpy().tolist())
+        elif pd.api.types.is_numeric_dtype(s):
+            arr = s.to_numpy(dtype=float)
+            cols[c] = ro.FloatVector(np.where(np.isnan(arr), ro.NA_Real, arr)) if np.isnan(arr).any() \
+                else ro.FloatVector(arr)
+        else:
+            mask = s.isna().to_numpy()
+            levels = sorted(pd.unique(s[~mask].astype(str)))
+            codes = pd.Categorical(s.astype(str).where(~mask), categories=levels).codes + 1
+            vec = ro.IntVector(np.where(codes == 0, ro.NA_Integer, codes).tolist())
+            cols[c] = ro.r["structure"](vec, levels=ro.StrVector(levels), **{"class": "factor"})
+    return ro.DataFrame(cols)
+
+
+@dataclass
+class LmerFit:
+    """lme4's answer, converted to Python objects (``fit`` keeps the R object for ``predict``)."""
+
+    formula: str
+    REML: bool
+    status: str  # converged | singular | warning | failed
+    time: float
+    error: str | None = None
+    messages: list[str] = field(default_factory=list)
+    _fixef: pd.Series | None = field(default=None, repr=False)
+    _se: pd.Series | None = field(default=None, repr=False)
+    _ranef: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _varcorr: pd.DataFrame | None = field(default=None, repr=False)
+    sigma: float = float("nan")
+    logLik: float = float("nan")  # noqa: N815 - lme4's name
+    singular: bool = False
+    converged: bool = False
+    _r_fit: Any = field(default=None, repr=False)
+
+    def _need_fit(self) -> None:
+        if self.status == "failed":
+            raise HierMIOError(f"lme4 failed to fit {self.formula!r}: {self.error}")
+
+    def fixef(self) -> pd.Series:
+        self._need_fit()
+        return self._fixef.copy()
+
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        self._need_fit()
+        return {k: v.copy() for k, v in self._ranef.items()}
+
+    def VarCorr(self) -> pd.DataFrame:  # noqa: N802
+        self._need_fit()
+        return self._varcorr.copy()
+
+    @property
+    def icc(self) -> pd.Series:
+        """Intercept variance / (intercept variance + residual variance), per grouping factor."""
+        self._need_fit()
+        vc = self._varcorr
+        resid = float(vc.loc[vc.grp == "Residual", "vcov"].iloc[0])
+        out = {}
+        for g in self._ranef:
+            row = vc[(vc.grp == g) & (vc.var1 == "(Intercept)") & vc.var2.isna()]
+            out[g] = float(row.vcov.iloc[0]) / (float(row.vcov.iloc[0]) + resid) if len(row) else np.nan
+        return pd.Series(out, name="icc", dtype=float)
+
+    def predict(self, newdata: pd.DataFrame, re_form: Any = None, allow_new_levels: bool = True) -> pd.Series:
+        """lme4's ``predict(fit, newdata, re.form, allow.new.levels)``."""
+        self._need_fit()
+        ro = _r()["ro"]
+        cols = _used_columns(self.formula, newdata, need_response=False)
+        frame = _to_r_frame(newdata, cols)
+        kw = {"newdata": frame, "allow.new.levels": allow_new_levels}
+        if re_form is not None:
+            kw["re.form"] = ro.NA_Logical
+        try:
+            pred = ro.r["predict"](self._r_fit, **kw)
+        except Exception as exc:
+            raise HierMIOError(f"lme4 could not predict: {exc}") from None
+        return pd.Series(np.asarray(pred, dtype=float), index=newdata.index, name="predicted")
+
+
+def _used_columns(formula: str, data: pd.DataFrame, need_response: bool = True) -> list[str]:
+    parsed = parse_formula(formula)
+    names = set(_required(parsed.fixed))
+    if need_response:
+        names |= _required(parsed.response)
+    for t in parsed.random:
+        names |= _required(t.expr) | set(t.group_columns)
+    missing = sorted(n for n in names if n not in data.columns)
+    if missing and need_response:
+        raise DataError(f"unknown column(s) {missing} in formula {formula!r}")
+    return [c for c in data.columns if c in names]
+
+
+def lmer(formula: str, data: pd.DataFrame, REML: bool = True) -> LmerFit:  # noqa: N803 - lme4's name
+    """Fit ``lme4::lmer(formula, data, REML)`` in R; never raises for lme4's own failures."""
+    R = _r()
+    ro = R["ro"]
+    frame = _to_r_frame(data, _used_columns(formula, data))
+    t0 = time.perf_counter()
+    out = R["fit"](formula, frame, REML)
+    elapsed = time.perf_counter() - t0
+    res = {k: out.rx2(k) for k in out.names}
+    msgs = list(dict.fromkeys(str(x) for key in ("warnings", "messages") for x in res[key]))
+    if not res["ok"][0]:
+        return LmerFit(formula, REML, "failed", elapsed, error=str(res["error"][0]), messages=msgs)
+    conv = [str(x) for x in res["conv"]]
+    msgs = list(dict.fromkeys(conv + msgs))
+    singular = bool(res["singular"][0])
+    status = "singular" if singular else ("warning" if conv or list(res["warnings"]) else "converged")
+    names = list(res["fixef_names"])
+    ranef = {}
+    for g, item in zip(res["re_names"], res["re"]):
+        d = {k: item.rx2(k) for k in item.names}
+        ranef[str(g)] = pd.DataFrame(np.asarray(d["values"]), index=list(d["levels"]), columns=list(d["cols"]))
+    vc = pd.DataFrame({
+        "grp": list(res["vc_grp"]),
+        "var1": [None if v == "NA" or v is ro.NA_Character else str(v) for v in res["vc_var1"]],
+        "var2": [None if v == "NA" or v is ro.NA_Character else str(v) for v in res["vc_var2"]],
+        "vcov": np.asarray(res["vc_vcov"], float),
+        "sdcor": np.asarray(res["vc_sdcor"], float),
+    })
+    vc["var1"] = vc.var1.where(vc.var1.notna() & (vc.var1 != "NA"), None)
+    vc["var2"] = vc.var2.where(vc.var2.notna() & (vc.var2 != "NA"), None)
+    return LmerFit(
+        formula, REML, status, elapsed, messages=msgs,
+        _fixef=pd.Series(np.asarray(res["fixef"], float), index=names, name="fixef"),
+        _se=pd.Series(np.asarray(res["se"], float), index=names, name="se"),
+        _ranef=ranef, _varcorr=vc, sigma=float(res["sigma"][0]), logLik=float(res["logLik"][0]),
+        singular=singular, converged=not conv, _r_fit=res["fit"],
+    )

@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+import hiermio as hm
+from conftest import simulate
+
+
+def test_fit_command_prints_summary(tmp_path):
+    path = tmp_path / "d.csv"
+    simulate(K=8).to_csv(path, index=False)
+    out = subprocess.run([sys.executable, "-m", "hiermio", "fit", "y ~ x + (1 | g)", str(path), "--budget", "2"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "Formula: y ~ x + (1 | g)" in out and "(1 | g) <= 2 of 8 columns" in out
+
+
+def test_fit_command_reports_bad_column_without_traceback(tmp_path):
+    path = tmp_path / "d.csv"
+    simulate(K=8).to_csv(path, index=False)
+    res = subprocess.run([sys.executable, "-m", "hiermio", "fit", "y ~ nope + (1 | g)", str(path), "--budget", "2"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "unknown column 'nope'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_demo_shows_both_fits():
+    out = subprocess.run([sys.executable, "-m", "hiermio", "demo", "--budget", "3"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "L0-constrained mixed model" in out
+    assert ("Side by side" in out) or ("lme4 side of the comparison skipped" in out)
+    if hm.lmer.__module__ and "Side by side" in out:
+        assert "lme4" in out
