@@ -25,6 +25,7 @@ import numpy as np
 from pyscipopt import SCIP_PARAMSETTING, SCIP_RESULT, SCIP_STAGE, Conshdlr, Model, quicksum
 from pyscipopt import __version__ as pyscipopt_version
 
+from .relaxation import frank_wolfe
 from .selection import SelectionProblem
 
 __all__ = ["SolverOptions", "SolverProgress", "Certificate", "solve"]
@@ -55,7 +56,9 @@ class SolverOptions:
     verbose: bool = False
     callback: Callable[[SolverProgress], None] | None = None
     max_rounds_root: int = 50
-    max_rounds_node: int = 3
+    max_rounds_node: int = 1
+    fw_iterations_root: int = 300  # before the search: the root LP starts at the relaxation bound
+    fw_iterations_node: int = 30  # per separation round
 
 
 @dataclass
@@ -96,7 +99,7 @@ class _Master:
         self.best_value = np.inf
         self.best_support: np.ndarray | None = None
         self.n_cuts = 0
-        self.evaluations = 0
+        self.first_evaluation = problem.n_evaluations
         self.rounds: dict[int, int] = {}
         self.start = time.perf_counter()
         self.last_report = 0.0
@@ -108,13 +111,17 @@ class _Master:
         if key is not None and key in self.cache:
             return self.cache[key]
         ev, grad = self.problem.evaluate(s)
-        self.evaluations += 1
         out = (ev.value / self.scale, grad / self.scale)
         if key is not None:
             self.cache[key] = out
             if out[0] < self.best_value and self.problem.is_feasible(s):
                 self.best_value, self.best_support = out[0], s.copy()
         return out
+
+    def local_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        m = self.model
+        tv = [m.getTransformedVar(v) for v in self.s_vars]
+        return np.array([v.getLbLocal() for v in tv]), np.array([v.getUbLocal() for v in tv])
 
     def values(self, sol) -> tuple[np.ndarray, float]:
         m = self.model
@@ -208,7 +215,8 @@ class _OACuts(Conshdlr):
     def conssepalp(self, constraints, nusefulconss):
         ms = self.master
         node = ms.model.getCurrentNode().getNumber()
-        cap = ms.opts.max_rounds_root if ms.model.getDepth() == 0 else ms.opts.max_rounds_node
+        root = ms.model.getDepth() == 0
+        cap = ms.opts.max_rounds_root if root else ms.opts.max_rounds_node
         if ms.rounds.get(node, 0) >= cap:
             return {"result": SCIP_RESULT.DIDNOTRUN}
         ms.rounds[node] = ms.rounds.get(node, 0) + 1
@@ -218,9 +226,16 @@ class _OACuts(Conshdlr):
         # a rounded LP point is a cheap primal heuristic
         ms.offer(ms.rounded(s, g))
         ms.report()
-        if eta >= c - 1e-6 * max(1.0, abs(c)):
+        # the cut at the best Frank-Wolfe point of this node's relaxation lifts the LP to that bound
+        lower, upper = ms.local_bounds()
+        point, _ = frank_wolfe(ms.problem, s, lower, upper, iterations=ms.opts.fw_iterations_node,
+                               cutoff=ms.best_value * ms.scale)
+        cp, gp = ms.oracle(point)
+        cut_at_lp = cp + gp @ (s - point)
+        if eta >= cut_at_lp - 1e-7 * max(1.0, abs(cp)):
             return {"result": SCIP_RESULT.DIDNOTFIND}
-        return {"result": SCIP_RESULT.SEPARATED if ms.add_cut(s, force=False) else SCIP_RESULT.DIDNOTFIND}
+        ms.add_cut(point, force=True)
+        return {"result": SCIP_RESULT.SEPARATED}
 
     def conslock(self, constraint, locktype, nlockspos, nlocksneg):
         # the cuts have +eta and -g's with g <= 0: lowering eta or any s may violate them
@@ -263,7 +278,9 @@ def solve(
     for gi, lam in enumerate(problem.budgets):
         idx = np.flatnonzero(problem.group_of_unit == gi)
         model.addCons(quicksum(ms.s_vars[u] for u in idx) <= int(lam), name=f"budget{gi}")
-    for s0 in [ones, *starts]:
+    fw_start = np.mean([np.asarray(x, float) for x in starts], axis=0) if starts else np.zeros(U)
+    fw_point, _ = frank_wolfe(problem, fw_start, np.zeros(U), ones, iterations=opts.fw_iterations_root)
+    for s0 in [ones, fw_point, *starts]:
         c, g = ms.oracle(np.asarray(s0, float))
         model.addCons(ms.eta - quicksum(float(g[u]) * ms.s_vars[u] for u in range(U) if g[u] != 0) >= c - g @ s0)
 
@@ -297,7 +314,7 @@ def solve(
     if status == "optimal":
         dual = max(dual, value - 1e-9 * abs(value))  # SCIP proved it; keep floating noise out of the gap
     cert = Certificate(status, value, dual, nodes=model.getNTotalNodes(), cuts=ms.n_cuts,
-                       evaluations=ms.evaluations, time=time.perf_counter() - t0)
+                       evaluations=problem.n_evaluations - ms.first_evaluation, time=time.perf_counter() - t0)
     return support, cert
 
 

@@ -41,6 +41,7 @@ class SelectionProblem:
     group_names: list[str]
     budgets: np.ndarray  # (n_groups,) the L0 budget of each group
     selection: str = "column"
+    n_evaluations: int = 0  # evaluations of c so far, for the solver's report
 
     @property
     def n_units(self) -> int:
@@ -99,11 +100,12 @@ class SelectionProblem:
 
     def evaluate(self, s_unit: np.ndarray) -> tuple[Evaluation, np.ndarray]:
         """c at a unit-level support, and its gradient per unit."""
+        self.n_evaluations += 1
         ev = self.stats.evaluate(self.columns(s_unit))
         return ev, self.unit_grad(ev)
 
     def value(self, s_unit: np.ndarray) -> float:
-        return self.stats.evaluate(self.columns(s_unit)).value
+        return self.evaluate(s_unit)[0].value
 
     def is_feasible(self, s_unit: np.ndarray) -> bool:
         counts = np.bincount(self.group_of_unit, weights=np.asarray(s_unit, float), minlength=len(self.group_names))

@@ -147,25 +147,28 @@ class SufficientStats:
         blocks, Gb, ZtXb, Ztyb = self.blocks, self._Gb, self._ZtXb, self._Ztyb
         W = np.sqrt(s[blocks] / self._mub)  # (K, q)
         K, q = W.shape
-        Bw = W[:, :, None] * ZtXb  # (K, q, p)
-        bw = W * Ztyb  # (K, q)
-        if q == 1:
-            a = W[:, 0] ** 2 * Gb[:, 0, 0] + 1.0
-            U = Bw / a[:, None, None]
-            u = bw / a[:, None]
+        if q == 1:  # random intercepts (or one slope): every block is a scalar
+            w, g = W[:, 0], Gb[:, 0, 0]
+            B, b = ZtXb[:, 0, :], Ztyb[:, 0]
+            f = w * w / (w * w * g + 1.0)  # (K,) weight of each level in the Schur complement
+            H = self.XtX - B.T @ (f[:, None] * B)
+            beta = self._solve_beta(H, self.Xty - B.T @ (f * b))
+            gamma_b = (f * (b - B @ beta))[:, None]
+            Gg = g[:, None] * gamma_b
         else:
+            Bw = W[:, :, None] * ZtXb  # (K, q, p)
+            bw = W * Ztyb  # (K, q)
             A = W[:, :, None] * Gb * W[:, None, :] + np.eye(q)
             sol = np.linalg.solve(A, np.concatenate([Bw, bw[:, :, None]], axis=2))
             U, u = sol[:, :, :-1], sol[:, :, -1]
-        H = self.XtX - np.einsum("kap,kaq->pq", Bw, U)
-        h = self.Xty - np.einsum("kap,ka->p", Bw, u)
-        beta = self._solve_beta(H, h)
-        delta = u - U @ beta if self.p else u
-        gamma_b = W * delta
+            H = self.XtX - np.einsum("kap,kaq->pq", Bw, U)
+            beta = self._solve_beta(H, self.Xty - np.einsum("kap,ka->p", Bw, u))
+            gamma_b = W * (u - U @ beta if self.p else u)
+            Gg = np.einsum("kab,kb->ka", Gb, gamma_b)
         gamma = np.zeros(self.m)
         gamma[blocks] = gamma_b
         Ggamma = np.zeros(self.m)
-        Ggamma[blocks] = np.einsum("kab,kb->ka", Gb, gamma_b)
+        Ggamma[blocks] = Gg
         return self._finish(beta, gamma, Ggamma, H)
 
     def _evaluate_sparse(self, s: np.ndarray) -> Evaluation:
