@@ -30,7 +30,10 @@ from .selection import SelectionProblem
 
 __all__ = ["SolverOptions", "SolverProgress", "Certificate", "solve"]
 
-_VIOLATION = 1e-9  # scaled units: an integral point violating eta >= c(s) by more than this is cut
+# SCIP's feasibility tolerance, in scaled units (objective divided by c(0), so of order one). An
+# integral point whose eta is below c(s) by more than this gets a cut; within it, the LP cannot be
+# made to move and cutting again would loop. The returned objective is always recomputed exactly.
+_FEASTOL = 1e-9
 
 
 @dataclass
@@ -191,7 +194,7 @@ class _OACuts(Conshdlr):
 
     def _violated(self, s: np.ndarray, eta: float) -> bool:
         c, _ = self.master.oracle(s)
-        return eta < c - _VIOLATION * max(1.0, abs(c))
+        return eta < c - 10 * _FEASTOL * max(1.0, abs(c))
 
     def conscheck(self, constraints, solution, checkintegrality, checklprows, printreason, completely):
         s, eta = self.master.values(solution)
@@ -321,6 +324,7 @@ def solve(
 def _configure(model: Model, opts: SolverOptions) -> None:
     model.setParam("limits/time", float(opts.time_limit))
     model.setParam("limits/gap", float(opts.gap))
+    model.setParam("numerics/feastol", _FEASTOL)
     model.setParam("randomization/randomseedshift", int(opts.seed))
     model.setParam("randomization/permutationseed", int(opts.seed))
     model.setParam("randomization/lpseed", int(opts.seed))

@@ -104,7 +104,7 @@ def test_time_limit_returns_best_solution_with_gap():
     assert res.n_nonzero <= 40
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     K=st.integers(3, 8),
     n_per=st.integers(2, 6),
