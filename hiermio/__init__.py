@@ -6,7 +6,8 @@
 """
 
 from .api import default_mu, fit
-from .datasets import load_dataset
+from .compare import Comparison, compare, train_test_split_clusters
+from .datasets import load_dataset, load_dietox
 from .design import build_design
 from .estimator import HierMIO
 from .exceptions import BudgetError, DataError, FormulaError, HierMIOError, NotFittedError
@@ -18,7 +19,7 @@ from .results import MIOFit, Summary
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit", "default_mu", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
-    "parse_formula", "build_design", "load_dataset", "lmer", "LmerFit", "RNotAvailableError",
+    "fit", "default_mu", "compare", "Comparison", "train_test_split_clusters", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
+    "parse_formula", "build_design", "load_dataset", "load_dietox", "lmer", "LmerFit", "RNotAvailableError",
     "HierMIOError", "FormulaError", "DataError", "BudgetError", "NotFittedError",
 ]

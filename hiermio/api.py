@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from numbers import Real
 from typing import Callable, Literal
 
@@ -106,7 +107,8 @@ def fit(
         Stop the branch-and-cut after this many seconds, or once the relative gap is this small.
         Either way the best support found is returned with the gap proven.
     seed, threads, verbose
-        SCIP's random seed, thread count and log.
+        SCIP's random seeds, its ``parallel/maxnthreads`` and its log. The branch-and-cut calls
+        back into Python for every cut, so it runs on one thread whatever ``threads`` says.
     progress
         Show a progress bar (default: when stderr is a terminal).
     callback
@@ -122,10 +124,13 @@ def fit(
     True
     """
     _check_options(ridge, time_limit, gap)
+    t0 = time.perf_counter()
     design = build_design(formula, data, na_action=na_action)
     mu = default_mu(design, ridge)
     problem = SelectionProblem.build(design, budget, mu, selection)
+    t1 = time.perf_counter()
     start = local_search(problem, greedy(problem))
+    t2 = time.perf_counter()
     bar_update, bar_close = _progress_bar(progress)
 
     def report(p: SolverProgress) -> None:
@@ -141,5 +146,6 @@ def fit(
         bar_close()
     ev = problem.stats.evaluate(problem.columns(support))
     rss = ev.value - float(np.sum(mu * ev.gamma**2))
+    timings = {"design": t1 - t0, "first_solution": t2 - t1, "search": cert.time, "total": time.perf_counter() - t0}
     return MIOFit(design=design, problem=problem, support=support, beta=ev.beta, gamma=ev.gamma, mu=mu,
-                  ridge=ridge, rss=rss, fixed_precision=ev.fixed_precision, certificate=cert)
+                  ridge=ridge, rss=rss, fixed_precision=ev.fixed_precision, certificate=cert, timings=timings)

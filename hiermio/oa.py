@@ -33,7 +33,7 @@ __all__ = ["SolverOptions", "SolverProgress", "Certificate", "solve"]
 # SCIP's feasibility tolerance, in scaled units (objective divided by c(0), so of order one). An
 # integral point whose eta is below c(s) by more than this gets a cut; within it, the LP cannot be
 # made to move and cutting again would loop. The returned objective is always recomputed exactly.
-_FEASTOL = 1e-9
+_FEASTOL = 1e-7
 
 
 @dataclass

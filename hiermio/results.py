@@ -52,6 +52,7 @@ class MIOFit:
     rss: float
     fixed_precision: np.ndarray = field(repr=False)
     certificate: Certificate
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: design, first_solution, search, total
 
     # ------------------------------------------------------------------ lme4 names
     @property

@@ -123,3 +123,10 @@ def test_progress_callback_reports_bounds():
         assert seen, "a search longer than a second reports progress"
     for p in seen:
         assert p.dual <= p.primal * (1 + 1e-9) and p.nodes >= 0
+
+
+def test_timings_add_up(slopes_fit):
+    t = slopes_fit.timings
+    assert set(t) == {"design", "first_solution", "search", "total"}
+    assert all(v >= 0 for v in t.values())
+    assert t["design"] + t["first_solution"] + t["search"] <= t["total"] + 1e-6

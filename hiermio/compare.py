@@ -1,0 +1,236 @@
+"""Side-by-side comparison of OLS, ridge, lme4 and MIO on one formula and one train/test split.
+
+Every method sees the same fixed-effects matrix (coefficients line up by lme4's names) and is
+scored on the same rows. A method that fails (lme4 that cannot fit, R missing) is reported with
+status "failed" and its message; the others are still compared.
+
+>>> import hiermio as hm
+>>> df = hm.load_dataset("sleepstudy")
+>>> cmp = hm.compare("Reaction ~ Days + (1 | Subject)", df, methods=["ols", "mio"], budget=3,
+...                  split="within", random_state=0)
+>>> list(cmp.table.index), list(cmp.table.columns[:3])
+(['ols', 'mio'], ['status', 'time_s', 'train_mse'])
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LinearRegression, RidgeCV
+
+from .api import fit
+from .design import build_design, group_labels
+from .exceptions import HierMIOError
+from .formula import parse_formula
+from .lmer import RNotAvailableError, lmer
+from .selection import Budget
+
+__all__ = ["compare", "Comparison", "train_test_split_clusters"]
+
+METHODS = ("ols", "ridge", "lmer", "mio")
+
+
+def train_test_split_clusters(
+    data: pd.DataFrame,
+    group: str,
+    scheme: Literal["within", "cluster"] = "within",
+    test_size: float = 0.2,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split rows for testing: ``"within"`` holds out a share of every cluster's rows (the paper's
+    scheme; all test clusters are known), ``"cluster"`` holds out whole clusters (all are new).
+
+    >>> import hiermio as hm
+    >>> df = hm.load_dataset("sleepstudy")
+    >>> tr, te = train_test_split_clusters(df, "Subject", "cluster", test_size=0.25, random_state=1)
+    >>> set(tr.Subject) & set(te.Subject)
+    set()
+    """
+    if scheme not in ("within", "cluster"):
+        raise HierMIOError(f"split must be 'within' or 'cluster', got {scheme!r}")
+    if not 0 < test_size < 1:
+        raise HierMIOError(f"test_size must lie strictly between 0 and 1, got {test_size!r}")
+    rng = np.random.default_rng(random_state)
+    labels = group_labels(data, group)
+    if scheme == "cluster":
+        levels = pd.unique(labels)
+        n_test = max(1, int(round(test_size * len(levels))))
+        test_levels = set(rng.choice(levels, n_test, replace=False).tolist())
+        mask = labels.isin(test_levels).to_numpy()
+    else:
+        mask = np.zeros(len(data), dtype=bool)
+        positions = pd.Series(np.arange(len(data)), index=data.index).groupby(labels.to_numpy())
+        for _, pos in positions:
+            k = int(np.floor(test_size * len(pos)))
+            if k and len(pos) > 1:
+                mask[rng.choice(pos.to_numpy(), min(k, len(pos) - 1), replace=False)] = True
+    return data.loc[~mask], data.loc[mask]
+
+
+@dataclass
+class Comparison:
+    """Result of :func:`compare`: one row per method, and the estimates behind it."""
+
+    formula: str
+    table: pd.DataFrame
+    fixef: pd.DataFrame
+    ranef: dict[str, pd.DataFrame] = field(default_factory=dict)
+    fits: dict[str, object] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        t = self.table.copy()
+        for c in ("time_s", "train_mse", "test_mse", "icc"):
+            t[c] = t[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+        lines = [f"Comparison for {self.formula}", t.drop(columns=["messages"]).to_string(), "",
+                 "Fixed effects:", self.fixef.to_string(float_format=lambda v: f"{v:.4g}")]
+        notes = [f"  {m}: {msg}" for m, msgs in self.table["messages"].items() for msg in msgs]
+        if notes:
+            lines += ["", "Messages:", *notes]
+        return "\n".join(lines)
+
+    def plot(self, group: str | None = None, coef: str = "(Intercept)"):
+        """Fixed effects by method, and lme4's vs MIO's cluster effects (MIO's zeros marked)."""
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        fe = self.fixef
+        x = np.arange(len(fe.index))
+        width = 0.8 / max(1, fe.shape[1])
+        for i, m in enumerate(fe.columns):
+            axes[0].bar(x + i * width, fe[m].to_numpy(), width, label=m)
+        axes[0].set_xticks(x + 0.4 - width / 2, fe.index, rotation=45, ha="right")
+        axes[0].set_title("Fixed effects")
+        axes[0].legend()
+        ax = axes[1]
+        if "mio" in self.ranef and "lmer" in self.ranef:
+            g = group or next(iter(self.ranef["mio"]))
+            mio, ref = self.ranef["mio"][g], self.ranef["lmer"][g]
+            ref = ref.set_axis(mio.index.astype(str)).reindex(mio.index.astype(str))
+            a, b = ref[coef].to_numpy(), mio[coef].to_numpy()
+            zero = b == 0
+            ax.scatter(a[~zero], b[~zero], label="MIO nonzero")
+            ax.scatter(a[zero], b[zero], marker="x", color="grey", label="MIO zero (population)")
+            lim = np.nanmax(np.abs(np.concatenate([a, b]))) * 1.1 or 1.0
+            ax.plot([-lim, lim], [-lim, lim], lw=0.8, color="black")
+            ax.set_xlabel(f"lme4 {g} {coef}")
+            ax.set_ylabel(f"MIO {g} {coef}")
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "cluster effects need both lmer and mio", ha="center", va="center")
+            ax.set_axis_off()
+        ax.set_title("Cluster effects")
+        fig.tight_layout()
+        return fig
+
+
+def _mse(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean((np.asarray(y) - np.asarray(pred)) ** 2)) if len(y) else np.nan
+
+
+def compare(
+    formula: str,
+    data: pd.DataFrame,
+    test: pd.DataFrame | None = None,
+    methods: Sequence[str] = METHODS,
+    budget: Budget = 5,
+    split: Literal["within", "cluster"] | None = None,
+    test_size: float = 0.2,
+    random_state: int = 0,
+    REML: bool = True,  # noqa: N803 - lme4's name
+    **fit_options,
+) -> Comparison:
+    """Fit the same formula with every method in ``methods`` and tabulate them.
+
+    ``test`` is scored when given; otherwise ``split`` ("within" or "cluster") carves a test set
+    out of ``data``; with neither, only training error is reported. New clusters in the test set
+    are predicted at population level by lme4 and MIO alike.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise HierMIOError(f"unknown method(s) {unknown}; choose among {list(METHODS)}")
+    parsed = parse_formula(formula)
+    if test is None and split is not None:
+        if not parsed.random:
+            raise HierMIOError("split needs a random-effect term to know the clusters")
+        data, test = train_test_split_clusters(data, parsed.random[0].group, split, test_size, random_state)
+    design = build_design(parsed, data)
+    train = data.loc[design.rows]
+    y_train = design.y
+    if test is not None:
+        test_design = build_design(parsed.fixed_formula, test)
+        test = test.loc[test_design.rows]
+        X_test, y_test = test_design.X, test_design.y
+    rows, fixef, ranef, fits = {}, {}, {}, {}
+
+    for m in methods:
+        t0 = time.perf_counter()
+        row = {"status": "ok", "n_effects": np.nan, "icc": np.nan, "messages": []}
+        try:
+            if m in ("ols", "ridge"):
+                model = LinearRegression(fit_intercept=False) if m == "ols" else _ridge(design)
+                model.fit(design.X, y_train)
+                coef = model.coef_ if m == "ols" else _ridge_coef(model, design)
+                fixef[m] = pd.Series(coef, index=list(design.fixed_names))
+                train_pred = design.X @ coef
+                test_pred = X_test @ coef if test is not None else None
+                if m == "ridge":
+                    row["messages"] = [f"ridge penalty {model.alpha_:.4g} chosen by leave-one-out CV"]
+            elif m == "lmer":
+                ref = lmer(formula, train, REML=REML)
+                fits[m] = ref
+                row.update(status=ref.status, messages=list(ref.messages))
+                if ref.status == "failed":
+                    row["messages"] = [ref.error, *ref.messages]
+                    rows[m] = _finish_row(row, t0)
+                    continue
+                fixef[m] = ref.fixef()
+                ranef[m] = ref.ranef()
+                row["icc"] = float(ref.icc.iloc[0]) if len(ref.icc) else np.nan
+                row["n_effects"] = int(sum((v != 0).to_numpy().sum() for v in ranef[m].values()))
+                train_pred = ref.predict(train).to_numpy()
+                test_pred = ref.predict(test).to_numpy() if test is not None else None
+            else:
+                res = fit(formula, train, budget, progress=False, **fit_options)
+                fits[m] = res
+                c = res.certificate
+                row.update(status=c.status, icc=float(res.icc.iloc[0]) if len(res.icc) else np.nan,
+                           n_effects=res.n_nonzero, messages=[f"gap {100 * c.gap:.3g}%"])
+                fixef[m] = res.fixef()
+                ranef[m] = res.ranef()
+                train_pred = res.fitted().to_numpy()
+                test_pred = res.predict(test).to_numpy() if test is not None else None
+        except RNotAvailableError as exc:
+            row.update(status="failed", messages=[str(exc)])
+            rows[m] = _finish_row(row, t0)
+            continue
+        row["train_mse"] = _mse(y_train, train_pred)
+        row["test_mse"] = _mse(y_test, test_pred) if test is not None else np.nan
+        rows[m] = _finish_row(row, t0)
+
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table = table[["status", "time_s", "train_mse", "test_mse", "icc", "n_effects", "messages"]]
+    return Comparison(formula, table, pd.DataFrame(fixef), ranef, fits)
+
+
+def _finish_row(row: dict, t0: float) -> dict:
+    row.setdefault("train_mse", np.nan)
+    row.setdefault("test_mse", np.nan)
+    row["time_s"] = time.perf_counter() - t0
+    return row
+
+
+def _ridge(design) -> RidgeCV:
+    # the intercept column stays unpenalized: fit it as sklearn's intercept
+    return RidgeCV(alphas=np.logspace(-4, 4, 41), fit_intercept="(Intercept)" in design.fixed_names)
+
+
+def _ridge_coef(model: RidgeCV, design) -> np.ndarray:
+    coef = model.coef_.copy()
+    if "(Intercept)" in design.fixed_names:
+        i = design.fixed_names.index("(Intercept)")
+        coef[i] = model.intercept_ + coef[i]  # the intercept column is constant, so its weight is free
+    return coef
