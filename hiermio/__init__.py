@@ -12,7 +12,7 @@ from .design import build_design
 from .estimator import HierMIO
 from .exceptions import BudgetError, DataError, FormulaError, HierMIOError, NotFittedError
 from .formula import parse_formula
-from .lmer import LmerFit, RNotAvailableError, lmer
+from .lme4 import LmerFit, RNotAvailableError, lmer
 from .oa import Certificate, SolverProgress
 from .results import MIOFit, Summary
 

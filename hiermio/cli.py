@@ -34,7 +34,7 @@ def _demo(args: argparse.Namespace) -> int:
     mio = fit(formula, df, budget=args.budget, time_limit=args.time_limit)
     print(mio.summary())
     print()
-    from .lmer import RNotAvailableError, lmer
+    from .lme4 import RNotAvailableError, lmer
 
     try:
         ref = lmer(formula, df)

@@ -26,7 +26,7 @@ from .api import fit
 from .design import build_design, group_labels
 from .exceptions import HierMIOError
 from .formula import parse_formula
-from .lmer import RNotAvailableError, lmer
+from .lme4 import RNotAvailableError, lmer
 from .selection import Budget
 
 __all__ = ["compare", "Comparison", "train_test_split_clusters"]

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 import hiermio as hm
-from hiermio.lmer import r_available
+from hiermio.lme4 import r_available
 from conftest import simulate
 
 needs_r = pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 not installed")

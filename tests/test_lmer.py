@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 import hiermio as hm
-from hiermio.lmer import r_available
+from hiermio.lme4 import r_available
 
-pytestmark = pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 not installed")
+needs_r = pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 not installed")
 
 
+@needs_r
 def test_sleepstudy_matches_lme4_published_values():
     ref = hm.lmer("Reaction ~ Days + (Days | Subject)", hm.load_dataset("sleepstudy"), REML=True)
     assert ref.status == "converged"
@@ -17,12 +18,14 @@ def test_sleepstudy_matches_lme4_published_values():
     assert ref.logLik == pytest.approx(-871.814, abs=5e-4)
 
 
+@needs_r
 def test_dyestuff2_singular_fit_is_captured():
     ref = hm.lmer("Yield ~ 1 + (1 | Batch)", hm.load_dataset("Dyestuff2"))
     assert ref.singular and ref.status == "singular"
     assert any("singular" in m for m in ref.messages)
 
 
+@needs_r
 def test_unfittable_model_comes_back_failed_with_lme4_message():
     df = hm.load_dataset("sleepstudy").groupby("Subject").head(1)
     ref = hm.lmer("Reaction ~ Days + (Days | Subject)", df)
@@ -32,8 +35,21 @@ def test_unfittable_model_comes_back_failed_with_lme4_message():
         ref.fixef()
 
 
+@needs_r
 def test_population_prediction_is_fixed_part():
     df = hm.load_dataset("sleepstudy")
     ref = hm.lmer("Reaction ~ Days + (Days | Subject)", df)
     pop = ref.predict(df.head(3), re_form="~0").to_numpy()
     np.testing.assert_allclose(pop, ref.fixef()["(Intercept)"] + ref.fixef()["Days"] * df.Days.head(3))
+
+
+def test_missing_r_gives_install_instructions(monkeypatch):
+    import sys
+
+    import hiermio.lme4 as bridge
+
+    monkeypatch.setattr(bridge, "_R", {})
+    monkeypatch.setitem(sys.modules, "rpy2.rinterface_lib", None)  # as if rpy2 were not installed
+    with pytest.raises(hm.RNotAvailableError, match="apt-get install r-base-core r-cran-lme4"):
+        hm.lmer("Reaction ~ Days + (Days | Subject)", hm.load_dataset("sleepstudy"))
+    assert not bridge.r_available()
