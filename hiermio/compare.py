@@ -28,6 +28,7 @@ from .exceptions import HierMIOError
 from .formula import parse_formula
 from .lme4 import RNotAvailableError, lmer
 from .selection import Budget
+from .validation import cv
 
 __all__ = ["compare", "Comparison", "train_test_split_clusters"]
 
@@ -136,17 +137,19 @@ def compare(
     data: pd.DataFrame,
     test: pd.DataFrame | None = None,
     methods: Sequence[str] = METHODS,
-    budget: Budget = 5,
+    budget: Budget | Literal["cv"] = 5,
     split: Literal["within", "cluster"] | None = None,
     test_size: float = 0.2,
     random_state: int = 0,
     REML: bool = True,  # noqa: N803 - lme4's name
+    cv_scheme: Literal["within", "cluster"] = "within",
     **fit_options,
 ) -> Comparison:
     """Fit the same formula with every method in ``methods`` and tabulate them.
 
     ``test`` is scored when given; otherwise ``split`` ("within" or "cluster") carves a test set
-    out of ``data``; with neither, only training error is reported. New clusters in the test set
+    out of ``data``; with neither, only training error is reported. ``budget="cv"`` chooses MIO's
+    budget by 5-fold cross-validation on the training data (``cv_scheme``, see :func:`hiermio.cv`). New clusters in the test set
     are predicted at population level by lme4 and MIO alike.
     """
     unknown = [m for m in methods if m not in METHODS]
@@ -194,11 +197,15 @@ def compare(
                 train_pred = ref.predict(train).to_numpy()
                 test_pred = ref.predict(test).to_numpy() if test is not None else None
             else:
-                res = fit(formula, train, budget, progress=False, **fit_options)
+                if isinstance(budget, str) and budget == "cv":
+                    chosen = cv(formula, train, scheme=cv_scheme, random_state=random_state, **fit_options)
+                    res, note = chosen.best_fit_, [f"budget {chosen.best_budget_} chosen by 5-fold {cv_scheme} CV"]
+                else:
+                    res, note = fit(formula, train, budget, progress=False, **fit_options), []
                 fits[m] = res
                 c = res.certificate
                 row.update(status=c.status, icc=float(res.icc.iloc[0]) if len(res.icc) else np.nan,
-                           n_effects=res.n_nonzero, messages=[f"gap {100 * c.gap:.3g}%"])
+                           n_effects=res.n_nonzero, messages=[*note, f"gap {100 * c.gap:.3g}%"])
                 fixef[m] = res.fixef()
                 ranef[m] = res.ranef()
                 train_pred = res.fitted().to_numpy()

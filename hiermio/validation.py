@@ -1,0 +1,153 @@
+"""Choosing the budget by cross-validation.
+
+Two schemes: ``"within"`` (the paper's: every fold holds out a share of each cluster's rows, so
+validation clusters are known) and ``"cluster"`` (GroupKFold: whole clusters are held out and
+predicted at population level). Any scikit-learn splitter with ``split(X, y, groups)`` can be
+passed instead. The rule ``"min"`` takes the budget with the lowest mean validation MSE; ``"1se"``
+the smallest budget within one standard error of it.
+
+>>> import hiermio as hm
+>>> res = hm.cv("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budgets=[0, 3, 6],
+...             folds=3, random_state=0)
+>>> res.best_budget_ in (0, 3, 6), res.table.shape[0]
+(True, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.model_selection import GroupKFold
+
+from .api import fit
+from .design import build_design, group_labels
+from .exceptions import BudgetError, HierMIOError
+from .formula import parse_formula
+from .results import MIOFit
+
+__all__ = ["cv", "CVResult", "within_cluster_folds"]
+
+
+def within_cluster_folds(labels: pd.Series, folds: int, random_state: int = 0) -> np.ndarray:
+    """Fold number of every row: each cluster's rows are shuffled and dealt round-robin.
+
+    >>> within_cluster_folds(pd.Series(list("aaabbb")), 3, 0).tolist().count(0)
+    2
+    """
+    rng = np.random.default_rng(random_state)
+    fold = np.empty(len(labels), dtype=int)
+    positions = pd.Series(np.arange(len(labels))).groupby(np.asarray(labels))
+    offset = 0
+    for _, pos in positions:
+        idx = rng.permutation(pos.to_numpy())
+        fold[idx] = (np.arange(len(idx)) + offset) % folds
+        offset += len(idx)  # so that small clusters do not all land in fold 0
+    return fold
+
+
+@dataclass
+class CVResult:
+    """Validation error per budget, the chosen budget and the refit on all data."""
+
+    table: pd.DataFrame  # index budget; columns mean_mse, se_mse, fold_0..
+    best_budget_: int
+    best_fit_: MIOFit = field(repr=False)
+    rule: str = "min"
+    scheme: str = "within"
+
+    def plot(self):
+        """Mean validation MSE against budget, with one-standard-error bars."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        t = self.table
+        ax.errorbar(t.index, t.mean_mse, yerr=t.se_mse, marker="o", capsize=3)
+        ax.axvline(self.best_budget_, ls="--", color="grey", label=f"chosen ({self.rule}): {self.best_budget_}")
+        ax.set_xlabel("budget (nonzero cluster effects per term)")
+        ax.set_ylabel(f"validation MSE ({self.scheme} folds)")
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
+
+def _capped(formula: str, train: pd.DataFrame, b: int, selection: str) -> dict[str, int]:
+    """Budget ``b`` for every group, capped at the group's size in this training fold."""
+    d = build_design(formula, train)
+    if selection == "cluster":
+        sizes = {t.term.group: t.n_levels for t in d.terms}
+    else:
+        sizes = {t.term.label: t.n_columns for t in d.terms}
+    return {k: min(b, n) for k, n in sizes.items()}
+
+
+def _fold_errors(formula, train, valid, budgets, fit_options) -> list[float]:
+    errors = []
+    for b in budgets:
+        budget = _capped(formula, train, b, fit_options.get("selection", "column"))
+        res = fit(formula, train, budget, progress=False, **fit_options)
+        y = build_design(parse_formula(formula).fixed_formula, valid).y
+        errors.append(float(np.mean((y - res.predict(valid).to_numpy()) ** 2)))
+    return errors
+
+
+def cv(
+    formula: str,
+    data: pd.DataFrame,
+    budgets: Iterable[int] | Literal["auto"] = "auto",
+    scheme: Literal["within", "cluster"] | Any = "within",
+    folds: int = 5,
+    rule: Literal["min", "1se"] = "min",
+    random_state: int = 0,
+    n_jobs: int | None = None,
+    **fit_options,
+) -> CVResult:
+    """Validation MSE for each budget, the chosen budget, and the fit on all data at that budget.
+
+    ``budgets="auto"`` tries 0..min(largest term size, 20). Extra keyword arguments go to
+    :func:`hiermio.fit` (``ridge``, ``selection``, ``time_limit``, ...). Folds run in parallel
+    through joblib with ``n_jobs``.
+    """
+    parsed = parse_formula(formula)
+    if not parsed.random:
+        raise HierMIOError("cv chooses the budget of random terms; the formula has none")
+    if rule not in ("min", "1se"):
+        raise HierMIOError(f"rule must be 'min' or '1se', got {rule!r}")
+    design = build_design(parsed, data)
+    data = data.loc[design.rows]
+    if isinstance(budgets, str):
+        if budgets != "auto":
+            raise BudgetError(f"budgets must be 'auto' or a list of integers, got {budgets!r}")
+        sizes = [t.n_columns for t in design.terms] if fit_options.get("selection", "column") == "column" \
+            else [t.n_levels for t in design.terms]
+        budgets = range(0, min(max(sizes), 20) + 1)
+    budgets = sorted(set(int(b) for b in budgets))
+    labels = group_labels(data, parsed.random[0].group)
+    if scheme == "within":
+        fold_of = within_cluster_folds(labels, folds, random_state)
+        splits = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
+    elif scheme == "cluster":
+        splits = list(GroupKFold(n_splits=folds).split(data, groups=labels.to_numpy()))
+    elif not isinstance(scheme, str) and hasattr(scheme, "split"):
+        splits = list(scheme.split(data, groups=labels.to_numpy()))
+    else:
+        raise HierMIOError(f"scheme must be 'within', 'cluster' or a scikit-learn splitter, got {scheme!r}")
+    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, fit_options) for tr, va in splits)
+    errors = np.array(Parallel(n_jobs=n_jobs)(jobs))  # (folds, budgets)
+    table = pd.DataFrame({"mean_mse": errors.mean(axis=0),
+                          "se_mse": errors.std(axis=0, ddof=1) / np.sqrt(len(splits)) if len(splits) > 1 else 0.0},
+                         index=pd.Index(budgets, name="budget"))
+    for f in range(len(splits)):
+        table[f"fold_{f}"] = errors[f]
+    i_min = int(np.argmin(table.mean_mse.to_numpy()))
+    if rule == "min":
+        best = budgets[i_min]
+    else:
+        limit = table.mean_mse.iloc[i_min] + table.se_mse.iloc[i_min]
+        best = next(b for b, m in zip(budgets, table.mean_mse) if m <= limit)
+    best_fit = fit(formula, data, best, progress=False, **fit_options)
+    label = scheme if isinstance(scheme, str) else type(scheme).__name__
+    return CVResult(table, best, best_fit, rule, label)

@@ -1,0 +1,49 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import hiermio as hm
+from conftest import simulate
+
+
+def test_within_folds_split_every_cluster_evenly():
+    labels = pd.Series(np.repeat(np.arange(6), 10))
+    fold = hm.within_cluster_folds(labels, 5, random_state=1)
+    counts = pd.crosstab(labels, fold)
+    assert (counts == 2).all().all()
+
+
+def test_cv_table_matches_hand_computed_fold_errors():
+    df = simulate(K=6, n_per=10, n_nonzero=2, effect=2.0, seed=5)
+    res = hm.cv("y ~ x + (1 | g)", df, budgets=[0, 2], folds=2, random_state=4)
+    fold = hm.within_cluster_folds(df.g, 2, random_state=4)
+    for f in range(2):
+        train, valid = df[fold != f], df[fold == f]
+        for b in (0, 2):
+            fit = hm.fit("y ~ x + (1 | g)", train, b)
+            mse = np.mean((valid.y - fit.predict(valid)) ** 2)
+            assert res.table.loc[b, f"fold_{f}"] == pytest.approx(mse, rel=1e-9)
+    assert res.best_budget_ == res.table.mean_mse.idxmin()
+    np.testing.assert_allclose(res.best_fit_.fixef(), hm.fit("y ~ x + (1 | g)", df, res.best_budget_).fixef())
+
+
+def test_cv_picks_the_true_sparsity_on_strong_signal():
+    df = simulate(K=8, n_per=20, n_nonzero=2, effect=3.0, seed=2)
+    res = hm.cv("y ~ x + (1 | g)", df, budgets=range(0, 6), folds=4, rule="1se", random_state=0)
+    assert res.best_budget_ == 2
+
+
+def test_cluster_scheme_caps_budget_at_training_levels():
+    df = simulate(K=6, n_per=8, seed=1)
+    res = hm.cv("y ~ x + (1 | g)", df, budgets=[6], scheme="cluster", folds=3)
+    assert res.best_budget_ == 6 and np.isfinite(res.table.mean_mse.iloc[0])
+
+
+def test_cv_errors_are_named():
+    df = simulate()
+    with pytest.raises(hm.HierMIOError, match="rule must be"):
+        hm.cv("y ~ x + (1 | g)", df, budgets=[1], rule="best")
+    with pytest.raises(hm.HierMIOError, match="has none"):
+        hm.cv("y ~ x", df, budgets=[1])
+    with pytest.raises(hm.HierMIOError, match="scheme must be"):
+        hm.cv("y ~ x + (1 | g)", df, budgets=[1], scheme="rows")
