@@ -1,0 +1,85 @@
+"""What the R package (``r_bridge/``) calls: fits returned as plain containers R can keep.
+
+reticulate turns dicts into named lists and numpy arrays into vectors and matrices, so nothing
+returned here is a Python object that dies with the session.
+
+>>> import hiermio as hm
+>>> out = fit_for_r("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 3)
+>>> sorted(out)[:4], list(out["fixef"]["names"])
+(['budgets', 'certificate', 'fixef', 'formula'], ['(Intercept)', 'Days'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .api import fit
+from .results import MIOFit
+
+__all__ = ["fit_for_r", "export_fit"]
+
+
+def _whole(value: Any) -> Any:
+    """R sends 5 as 5.0; budgets are whole numbers, so pass whole floats on as ints."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    return value
+
+
+def _plain(x: Any) -> Any:
+    """numpy arrays and scalars as Python lists and numbers: reticulate 1.28 cannot convert numpy 2."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _frame(df: pd.DataFrame) -> dict[str, Any]:
+    # values column by column, as R's matrix() reads them
+    return {"rownames": [str(i) for i in df.index], "columns": [str(c) for c in df.columns],
+            "values": df.to_numpy(dtype=float).ravel(order="F")}
+
+
+def export_fit(res: MIOFit) -> dict[str, Any]:
+    """Everything an R user reads from a fit, as lists, vectors and (column-major) matrices."""
+    vc = res.VarCorr()
+    cert = res.certificate
+    return {
+        "formula": res.formula,
+        "fixef": {"names": list(res.fixef().index), "values": res.fixef().to_numpy()},
+        "se": res.summary().coefficients()["Std. Error"].to_numpy(),
+        "ranef": {g: _frame(df) for g, df in res.ranef().items()},
+        "coef": {g: _frame(df) for g, df in res.coef().items()},
+        "sigma": res.sigma,
+        "icc": {str(k): float(v) for k, v in res.icc.items()},
+        "varcorr": {"groups": vc.Groups.tolist(), "names": vc.Name.tolist(),
+                    "variance": vc.Variance.to_numpy(dtype=float), "sd": vc["Std.Dev."].to_numpy(dtype=float),
+                    "nonzero": vc.Nonzero.to_numpy(dtype=float), "levels": vc.Levels.to_numpy(dtype=float)},
+        "selected": {t: [str(v) for v in levels] for t, levels in res.selected.items()},
+        "terms": [{"label": t.term.label, "expr": t.term.expr, "group": t.term.group,
+                   "coef_names": list(t.coef_names)} for t in res.design.terms],
+        "fixed": res.design.formula.fixed,
+        "response": res.design.formula.response,
+        "budgets": res.budgets,
+        "nobs": res.nobs,
+        "n_dropped": res.design.n_dropped,
+        "certificate": {"status": cert.status, "objective": cert.primal, "bound": cert.dual, "gap": cert.gap,
+                        "nodes": cert.nodes, "cuts": cert.cuts, "time": cert.time, "solver": cert.solver},
+        "summary": str(res.summary()),
+    }
+
+
+def fit_for_r(formula: str, data: pd.DataFrame, budget: Any, **options: Any) -> dict[str, Any]:
+    """:func:`hiermio.fit` with R's numbers made whole, returned through :func:`export_fit`."""
+    options = {k: _whole(v) if k in ("seed", "threads") else v for k, v in options.items()}
+    return _plain(export_fit(fit(formula, data, _whole(budget), progress=False, **options)))

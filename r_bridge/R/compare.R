@@ -1,0 +1,50 @@
+#' Fit by MIO and by lme4 (natively in R), side by side
+#'
+#' lme4 runs here in R; MIO runs in Python through reticulate. Warnings and singular fits of lme4
+#' are captured, and an lme4 failure is reported, not raised.
+#' @param formula An lme4 formula.
+#' @param data A data frame.
+#' @param budget MIO budget: a whole number, a named list, or "cv" (cross-validated in Python).
+#' @param REML Passed to \code{lme4::lmer}.
+#' @param ... Further arguments to \code{hmio}.
+#' @return An object of class \code{hmio_compare}.
+#' @examples
+#' \dontrun{compare_lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, budget = 2)}
+compare_lmer <- function(formula, data, budget = 5, REML = TRUE, ...) {
+  if (identical(budget, "cv")) {
+    f <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
+    chosen <- .py(.hm$module$cv(f, .to_pandas(data)))
+    budget <- as.integer(chosen$best_budget_)
+  }
+  mio <- hmio(formula, data, budget = budget, ...)
+  warns <- character(0); msgs <- character(0)
+  ref <- tryCatch(withCallingHandlers(lme4::lmer(formula, data = data, REML = REML),
+                    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
+                    message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
+                  error = function(e) e)
+  if (inherits(ref, "error")) {
+    status <- "failed"; lme4_msgs <- c(conditionMessage(ref), warns, msgs); fe_lmer <- NULL; sigma_lmer <- NA
+  } else {
+    conv <- ref@optinfo$conv$lme4$messages
+    lme4_msgs <- unique(c(conv, warns, msgs))
+    status <- if (isSingular(ref)) "singular" else if (length(lme4_msgs)) "warning" else "converged"
+    fe_lmer <- fixef(ref); sigma_lmer <- sigma(ref)
+  }
+  names_all <- union(names(fixef(mio)), names(fe_lmer))
+  table <- data.frame(MIO = unname(fixef(mio)[names_all]),
+                      lme4 = if (is.null(fe_lmer)) NA_real_ else unname(fe_lmer[names_all]),
+                      row.names = names_all)
+  table["sigma", ] <- c(sigma(mio), sigma_lmer)
+  structure(list(mio = mio, lmer = if (inherits(ref, "error")) NULL else ref, table = table,
+                 status = c(MIO = mio$certificate$status, lme4 = status), messages = lme4_msgs, budget = budget),
+            class = "hmio_compare")
+}
+
+#' @export
+print.hmio_compare <- function(x, ...) {
+  cat("MIO (budget ", paste(unlist(x$budget), collapse = ", "), ") and lme4, side by side\n", sep = "")
+  cat("status: MIO", x$status[["MIO"]], "| lme4", x$status[["lme4"]], "\n")
+  print(x$table, digits = 5)
+  if (length(x$messages)) cat("lme4 says:", paste0("\n  ", x$messages), "\n")
+  invisible(x)
+}

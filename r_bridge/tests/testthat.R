@@ -1,0 +1,3 @@
+library(testthat)
+library(hiermio)
+test_check("hiermio")

@@ -1,0 +1,70 @@
+skip_if_not(hiermio_available(), "the hiermio Python package is not reachable (set RETICULATE_PYTHON)")
+library(lme4)
+
+# the Python API directly, its answers taken out as plain lists
+py_fit <- function(formula, data, budget) {
+  hm <- reticulate::import("hiermio")
+  f <- hm$fit(formula, data, budget = as.integer(budget), progress = FALSE)
+  selected <- reticulate::py_eval("lambda f: [str(v) for vals in f.selected.values() for v in vals]")
+  list(fixef = unlist(f$fixef()$tolist()), selected = unlist(selected(f)))
+}
+
+test_that("hmio matches the Python API on sleepstudy", {
+  fit <- hmio(Reaction ~ Days + (Days | Subject), data = sleepstudy, budget = 5)
+  ref <- py_fit("Reaction ~ Days + (Days | Subject)", sleepstudy, 5)
+  expect_equal(unname(fixef(fit)), ref$fixef, tolerance = 1e-10)
+  expect_equal(sort(unlist(fit$selected)), sort(ref$selected))
+  expect_lte(sum(ranef(fit)$Subject != 0), 5)
+})
+
+test_that("generics return the types lme4 users expect", {
+  fit <- hmio(Reaction ~ Days + (Days | Subject), data = sleepstudy, budget = 4)
+  expect_type(fixef(fit), "double")
+  expect_named(fixef(fit), c("(Intercept)", "Days"))
+  expect_type(ranef(fit), "list")
+  expect_s3_class(ranef(fit)$Subject, "data.frame")
+  expect_equal(rownames(ranef(fit)$Subject), levels(sleepstudy$Subject))
+  expect_equal(as.matrix(coef(fit)$Subject), sweep(as.matrix(ranef(fit)$Subject), 2, fixef(fit), "+"))
+  expect_output(print(VarCorr(fit)), "Residual")
+  expect_true(is.numeric(sigma(fit)) && sigma(fit) > 0)
+  expect_output(print(summary(fit)), "Fixed effects")
+})
+
+test_that("predict follows lme4's arguments", {
+  fit <- hmio(Reaction ~ Days + (Days | Subject), data = sleepstudy, budget = 4)
+  pop <- predict(fit, sleepstudy, re.form = NA)
+  expect_equal(unname(pop), unname(fixef(fit)[1] + fixef(fit)[2] * sleepstudy$Days))
+  full <- predict(fit, sleepstudy)
+  re <- ranef(fit)$Subject[as.character(sleepstudy$Subject), ]
+  expect_equal(unname(full), unname(pop + re[, 1] + re[, 2] * sleepstudy$Days))
+  new <- transform(sleepstudy[1:2, ], Subject = factor("999"))
+  expect_equal(unname(predict(fit, new)), unname(pop[1:2]))
+  expect_error(predict(fit, new, allow.new.levels = FALSE), "not seen in training")
+})
+
+test_that("Python errors arrive as R errors with the Python message", {
+  expect_error(hmio(Reaction ~ Dayz + (1 | Subject), data = sleepstudy, budget = 1),
+               "unknown column 'Dayz'")
+  err <- tryCatch(hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 99), error = identity)
+  expect_match(conditionMessage(err), "out of range")
+  expect_false(grepl("Traceback", conditionMessage(err)))
+})
+
+test_that("factors, NA and integers cross faithfully", {
+  d <- sleepstudy
+  d$Subject <- factor(d$Subject, levels = rev(levels(d$Subject)))
+  d$Days <- as.integer(d$Days)
+  d$Reaction[1:3] <- NA
+  fit <- hmio(Reaction ~ Days + (1 | Subject), data = d, budget = 3)
+  expect_equal(rownames(ranef(fit)$Subject), rev(levels(sleepstudy$Subject)))
+  expect_equal(fit$nobs, nrow(d) - 3)
+  expect_equal(fit$n_dropped, 3)
+})
+
+test_that("compare_lmer reports lme4's singular fit on Dyestuff2", {
+  cmp <- compare_lmer(Yield ~ 1 + (1 | Batch), Dyestuff2, budget = 2)
+  expect_equal(cmp$status[["lme4"]], "singular")
+  expect_true(any(grepl("singular", cmp$messages)))
+  expect_output(print(cmp), "lme4")
+  expect_equal(cmp$table["(Intercept)", "lme4"], unname(fixef(cmp$lmer)))
+})
