@@ -217,6 +217,7 @@ class _OACuts(Conshdlr):
 
     def conssepalp(self, constraints, nusefulconss):
         ms = self.master
+        U = ms.problem.n_units
         node = ms.model.getCurrentNode().getNumber()
         root = ms.model.getDepth() == 0
         cap = ms.opts.max_rounds_root if root else ms.opts.max_rounds_node
@@ -231,7 +232,7 @@ class _OACuts(Conshdlr):
         ms.report()
         # the cut at the best Frank-Wolfe point of this node's relaxation lifts the LP to that bound
         lower, upper = ms.local_bounds()
-        point, _ = frank_wolfe(ms.problem, s, lower, upper, iterations=ms.opts.fw_iterations_node,
+        point, _ = frank_wolfe(ms.problem, s, lower, upper, iterations=min(ms.opts.fw_iterations_node, 5 + U),
                                cutoff=ms.best_value * ms.scale)
         cp, gp = ms.oracle(point)
         cut_at_lp = cp + gp @ (s - point)
@@ -282,7 +283,10 @@ def solve(
         idx = np.flatnonzero(problem.group_of_unit == gi)
         model.addCons(quicksum(ms.s_vars[u] for u in idx) <= int(lam), name=f"budget{gi}")
     fw_start = np.mean([np.asarray(x, float) for x in starts], axis=0) if starts else np.zeros(U)
-    fw_point, _ = frank_wolfe(problem, fw_start, np.zeros(U), ones, iterations=opts.fw_iterations_root)
+    incumbent = min((problem.value(np.asarray(x, float)) for x in starts), default=np.inf)
+    # small problems need few iterations, and none once the bound meets the incumbent
+    fw_point, _ = frank_wolfe(problem, fw_start, np.zeros(U), ones, iterations=min(opts.fw_iterations_root, 20 + 5 * U),
+                              cutoff=incumbent * (1 - opts.gap))
     for s0 in [ones, fw_point, *starts]:
         c, g = ms.oracle(np.asarray(s0, float))
         model.addCons(ms.eta - quicksum(float(g[u]) * ms.s_vars[u] for u in range(U) if g[u] != 0) >= c - g @ s0)
