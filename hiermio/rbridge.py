@@ -4,9 +4,17 @@ reticulate turns dicts into named lists and numpy arrays into vectors and matric
 returned here is a Python object that dies with the session.
 
 >>> import hiermio as hm
->>> out = fit_for_r("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 3)
->>> sorted(out)[:4], list(out["fixef"]["names"])
-(['budgets', 'certificate', 'fixef', 'formula'], ['(Intercept)', 'Days'])
+>>> out = fit_for_r("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 3.0)
+>>> {"fixef", "ranef", "coef", "sigma", "certificate", "summary"} <= set(out), out["fixef"]["names"]
+(True, ['(Intercept)', 'Days'])
+>>> def has_numpy(x):
+...     if isinstance(x, dict):
+...         return any(has_numpy(v) for v in x.values())
+...     if isinstance(x, list):
+...         return any(has_numpy(v) for v in x)
+...     return type(x).__module__ == "numpy"
+>>> has_numpy(out), len(out["ranef"]["Subject"]["values"]) == 18
+(False, True)
 """
 
 from __future__ import annotations
