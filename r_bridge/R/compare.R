@@ -9,7 +9,7 @@
 #' @param ... Further arguments to \code{hmio}.
 #' @return An object of class \code{hmio_compare}.
 #' @examples
-#' \dontrun{compare_lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, budget = 2)}
+#' if (hiermio_available()) compare_lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, budget = 2)
 compare_lmer <- function(formula, data, budget = 5, REML = TRUE, ...) {
   if (identical(budget, "cv")) {
     f <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")

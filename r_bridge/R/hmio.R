@@ -12,7 +12,7 @@
 #' @param seed SCIP's random seed.
 #' @return An object of class \code{hmio}.
 #' @examples
-#' \dontrun{
+#' if (hiermio_available()) {
 #' library(lme4)
 #' fit <- hmio(Reaction ~ Days + (Days | Subject), data = sleepstudy, budget = 5)
 #' summary(fit); fixef(fit); ranef(fit); VarCorr(fit); sigma(fit)

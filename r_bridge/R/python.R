@@ -14,7 +14,8 @@
 #' @param python Path to the Python executable, e.g. the project's \code{.venv/bin/python}.
 #' @return The path, invisibly.
 #' @examples
-#' \dontrun{hiermio_python("/path/to/hiermio/.venv/bin/python")}
+#' py <- Sys.getenv("RETICULATE_PYTHON")
+#' if (nzchar(py)) hiermio_python(py)
 hiermio_python <- function(python) {
   if (!file.exists(python)) stop("no Python executable at '", python, "'", call. = FALSE)
   Sys.setenv(RETICULATE_PYTHON = python)

@@ -68,3 +68,17 @@ test_that("compare_lmer reports lme4's singular fit on Dyestuff2", {
   expect_output(print(cmp), "lme4")
   expect_equal(cmp$table["(Intercept)", "lme4"], unname(fixef(cmp$lmer)))
 })
+
+test_that("compare_lmer chooses the budget by cross-validation when asked", {
+  cmp <- compare_lmer(Yield ~ 1 + (1 | Batch), Dyestuff2, budget = "cv")
+  expect_true(cmp$budget %in% 0:6)
+  expect_lte(sum(ranef(cmp$mio)$Batch != 0), cmp$budget)
+  expect_equal(cmp$status[["lme4"]], "singular")
+})
+
+test_that("the documented examples run", {
+  for (topic in c("hmio", "compare_lmer", "hiermio_python")) {
+    expect_no_error(suppressMessages(capture.output(example(topic, package = "hiermio", character.only = TRUE,
+                                                            echo = FALSE, ask = FALSE))))
+  }
+})
