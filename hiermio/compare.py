@@ -143,13 +143,16 @@ def compare(
     random_state: int = 0,
     REML: bool = True,  # noqa: N803 - lme4's name
     cv_scheme: Literal["within", "cluster"] = "within",
+    new_levels: str = "population",
     **fit_options,
 ) -> Comparison:
     """Fit the same formula with every method in ``methods`` and tabulate them.
 
     ``test`` is scored when given; otherwise ``split`` ("within" or "cluster") carves a test set
     out of ``data``; with neither, only training error is reported. ``budget="cv"`` chooses MIO's
-    budget by 5-fold cross-validation on the training data (``cv_scheme``, see :func:`hiermio.cv`). New clusters in the test set
+    budget by 5-fold cross-validation on the training data (``cv_scheme``, see :func:`hiermio.cv`).
+    ``new_levels`` is MIO's rule for new clusters (see :meth:`MIOFit.predict`); lme4 always uses
+    the population level. New clusters in the test set
     are predicted at population level by lme4 and MIO alike.
     """
     unknown = [m for m in methods if m not in METHODS]
@@ -209,7 +212,7 @@ def compare(
                 fixef[m] = res.fixef()
                 ranef[m] = res.ranef()
                 train_pred = res.fitted().to_numpy()
-                test_pred = res.predict(test).to_numpy() if test is not None else None
+                test_pred = res.predict(test, new_levels=new_levels).to_numpy() if test is not None else None
         except RNotAvailableError as exc:
             row.update(status="failed", messages=[str(exc)])
             rows[m] = _finish_row(row, t0)

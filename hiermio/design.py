@@ -66,6 +66,7 @@ class Design:
     terms: list[TermDesign] = field(default_factory=list)
     rows: pd.Index = field(default_factory=lambda: pd.RangeIndex(0))
     n_dropped: int = 0
+    data: pd.DataFrame | None = field(default=None, repr=False)  # the rows used, for cluster-level features
 
     @property
     def n(self) -> int:
@@ -240,6 +241,7 @@ def build_design(
         terms=terms,
         rows=data.index,
         n_dropped=n_dropped,
+        data=data,
     )
 
 

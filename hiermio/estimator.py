@@ -43,6 +43,7 @@ class HierMIO(RegressorMixin, BaseEstimator):
         gap: float = 1e-4,
         seed: int = 0,
         verbose: bool = False,
+        new_levels: str = "population",
     ) -> None:
         self.formula = formula
         self.budget = budget
@@ -52,6 +53,7 @@ class HierMIO(RegressorMixin, BaseEstimator):
         self.gap = gap
         self.seed = seed
         self.verbose = verbose
+        self.new_levels = new_levels
 
     def _frame(self, X, y=None) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
@@ -74,7 +76,7 @@ class HierMIO(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Predictions with cluster effects for known levels, population level for new ones."""
+        """Predictions with cluster effects for known levels; new levels by the ``new_levels`` rule."""
         if not hasattr(self, "fit_"):
             raise NotFittedError("this HierMIO is not fitted yet; call fit first")
-        return self.fit_.predict(self._frame(X)).to_numpy()
+        return self.fit_.predict(self._frame(X), new_levels=self.new_levels).to_numpy()

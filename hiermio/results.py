@@ -14,13 +14,15 @@ Definitions used throughout (they are not lme4's, since no distribution is assum
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .design import Design, group_labels
-from .exceptions import DataError
+from .exceptions import DataError, HierMIOError
+from .newclusters import RULES, cluster_means, fit_assignment_tree, fit_feature_tree, hard_effects, soft_effects
 from .oa import Certificate
 from .selection import SelectionProblem
 from .sufficient import random_design_matrix
@@ -53,6 +55,8 @@ class MIOFit:
     fixed_precision: np.ndarray = field(repr=False)
     certificate: Certificate
     timings: dict[str, float] = field(default_factory=dict)  # seconds: design, first_solution, search, total
+    tree_depth: int | None = None  # depth of the new-cluster trees; None: ceil(log2 K)
+    _feature_trees: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ lme4 names
     @property
@@ -159,17 +163,57 @@ class MIOFit:
     def residuals(self) -> pd.Series:
         return pd.Series(self.design.y, index=self.design.rows) - self.fitted()
 
+    @cached_property
+    def assignment_tree_(self) -> dict[str, Any]:
+        """Per grouping factor, the CART classifier from fixed-part covariates to training levels.
+
+        Print one with ``sklearn.tree.export_text(tree, feature_names=list(fit.design.fixed_names))``.
+        """
+        return {t.term.group: fit_assignment_tree(self.design.X, t.codes, t.n_levels, self.tree_depth)
+                for t in _unique_groups(self.design)}
+
+    def _feature_frame(self, data: pd.DataFrame, X: np.ndarray, columns: Sequence[str] | None) -> pd.DataFrame:
+        if columns is None:  # the fixed-part covariates, intercept left out
+            names = [n for n in self.design.fixed_names if n != "(Intercept)"]
+            keep = [i for i, n in enumerate(self.design.fixed_names) if n != "(Intercept)"]
+            return pd.DataFrame(X[:, keep], columns=names, index=data.index)
+        missing = [c for c in columns if c not in data.columns]
+        if missing:
+            raise DataError(f"cluster_features names column(s) {missing} that the data does not have")
+        bad = [c for c in columns if not pd.api.types.is_numeric_dtype(data[c])]
+        if bad:
+            raise DataError(f"cluster_features column(s) {bad} must be numeric")
+        return data[list(columns)].astype(float)
+
+    def _feature_tree(self, k: int, columns: Sequence[str] | None):
+        key = (k, tuple(columns) if columns is not None else None)
+        cache = self._feature_trees
+        if key not in cache:
+            d, t = self.design, self.design.terms[k]
+            feats = cluster_means(self._feature_frame(d.data, d.X, columns), t.codes).sort_index()
+            if feats.shape[1] == 0:
+                raise HierMIOError("the 'features' rule needs covariates: the fixed part has none; name cluster_features")
+            cache[key] = fit_feature_tree(feats.to_numpy(), self._term_effects(k).to_numpy()[feats.index],
+                                          self.tree_depth)
+        return cache[key]
+
     def predict(
         self,
         newdata: pd.DataFrame | None = None,
         re_form: Any = None,
         allow_new_levels: bool = True,
+        new_levels: str = "population",
+        cluster_features: Sequence[str] | None = None,
     ) -> pd.Series:
         """Predictions for ``newdata`` (the training rows when None).
 
         ``re_form=None`` uses the cluster effects of known levels; ``re_form="~0"`` (or ``NA`` /
-        ``False``) predicts at population level. Rows of levels not seen in training get the
-        population prediction, or an error naming the level when ``allow_new_levels=False``.
+        ``False``) predicts at population level. Rows of levels not seen in training get, by
+        ``new_levels``: ``"population"`` no cluster effect (lme4's answer), ``"soft"`` the tree's
+        class probabilities times the training effects, ``"hard"`` the most probable cluster's
+        effect, ``"features"`` a regression tree on cluster-level features (the cluster means of
+        the covariates, or the numeric columns named in ``cluster_features``). With
+        ``allow_new_levels=False`` an unseen level is an error that names it.
 
         >>> import hiermio as hm
         >>> df = hm.load_dataset("sleepstudy")
@@ -182,10 +226,10 @@ class MIOFit:
             return self.fitted().rename("predicted")
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+        if new_levels not in RULES:
+            raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
         d = self.design
-        used = set()
-        for v in d.fixed_spec.required_variables:
-            used.add(v)
+        used = set(d.fixed_spec.required_variables)
         population = re_form is not None and (re_form in _POPULATION or (isinstance(re_form, float) and np.isnan(re_form)))
         if not population:
             for t in d.terms:
@@ -196,20 +240,32 @@ class MIOFit:
         na = newdata[sorted(used)].isna().any()
         if na.any():
             raise DataError(f"newdata has missing values in column(s) {list(na.index[na])}")
-        pred = d.fixed_matrix(newdata) @ self.beta
-        if not population:
-            for k, t in enumerate(d.terms):
-                labels = group_labels(newdata, t.term.group)
-                codes = t.levels.get_indexer(labels)
-                unseen = codes < 0
-                if unseen.any() and not allow_new_levels:
-                    new = pd.unique(np.asarray(labels)[unseen])[:5].tolist()
-                    raise DataError(f"grouping factor {t.term.group!r} has level(s) {new} not seen in "
-                                    "training; pass allow_new_levels=True to predict them at population level")
-                eff = self._term_effects(k).to_numpy()
-                z = d.term_values(k, newdata)
-                contrib = np.einsum("ij,ij->i", z, eff[np.where(unseen, 0, codes)])
-                pred = pred + np.where(unseen, 0.0, contrib)
+        X = d.fixed_matrix(newdata)
+        pred = X @ self.beta
+        if population:
+            return pd.Series(pred, index=newdata.index, name="predicted")
+        for k, t in enumerate(d.terms):
+            labels = group_labels(newdata, t.term.group)
+            codes = t.levels.get_indexer(labels)
+            unseen = codes < 0
+            if unseen.any() and not allow_new_levels:
+                new = pd.unique(np.asarray(labels)[unseen])[:5].tolist()
+                raise DataError(f"grouping factor {t.term.group!r} has level(s) {new} not seen in "
+                                "training; pass allow_new_levels=True to predict them at population level")
+            eff = self._term_effects(k).to_numpy()
+            row_eff = eff[np.where(unseen, 0, codes)]
+            row_eff[unseen] = 0.0
+            if unseen.any() and new_levels in ("soft", "hard"):
+                rule = soft_effects if new_levels == "soft" else hard_effects
+                row_eff[unseen] = rule(self.assignment_tree_[t.term.group], X[unseen], eff)
+            elif unseen.any() and new_levels == "features":
+                frame = self._feature_frame(newdata, X, cluster_features)[unseen]
+                new_labels = np.asarray(labels)[unseen]
+                feats = cluster_means(frame, new_labels)
+                by_label = pd.DataFrame(self._feature_tree(k, cluster_features).predict(feats.to_numpy())
+                                        .reshape(len(feats), -1), index=feats.index)
+                row_eff[unseen] = by_label.loc[new_labels].to_numpy()
+            pred = pred + np.einsum("ij,ij->i", d.term_values(k, newdata), row_eff)
         return pd.Series(pred, index=newdata.index, name="predicted")
 
     # ------------------------------------------------------------------ reports
