@@ -17,7 +17,7 @@ from .oa import SolverOptions, SolverProgress, solve
 from .results import MIOFit
 from .selection import Budget, SelectionProblem
 
-__all__ = ["fit", "default_mu"]
+__all__ = ["fit", "fit_problem", "default_mu"]
 
 
 def default_mu(design: Design, ridge: float) -> np.ndarray:
@@ -128,9 +128,6 @@ def fit(
     design = build_design(formula, data, na_action=na_action)
     mu = default_mu(design, ridge)
     problem = SelectionProblem.build(design, budget, mu, selection)
-    t1 = time.perf_counter()
-    start = local_search(problem, greedy(problem))
-    t2 = time.perf_counter()
     bar_update, bar_close = _progress_bar(progress)
 
     def report(p: SolverProgress) -> None:
@@ -141,9 +138,30 @@ def fit(
     opts = SolverOptions(time_limit=time_limit, gap=gap, seed=seed, threads=threads, verbose=verbose,
                          callback=report if (bar_update or callback) else None)
     try:
-        support, cert = solve(problem, [start], opts)
+        return fit_problem(design, problem, ridge, opts, t0=t0)
     finally:
         bar_close()
+
+
+def fit_problem(
+    design: Design,
+    problem: SelectionProblem,
+    ridge: float,
+    options: SolverOptions,
+    warm: np.ndarray | None = None,
+    t0: float | None = None,
+) -> MIOFit:
+    """Heuristic start (greedy from ``warm`` if given, then swaps), branch-and-cut, fitted result.
+
+    The shared step of :func:`fit` and :func:`hiermio.path`, which builds the problem once per budget
+    on the same sufficient statistics.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    t1 = time.perf_counter()
+    start = local_search(problem, greedy(problem, start=warm))
+    t2 = time.perf_counter()
+    support, cert = solve(problem, [start], options)
+    mu = problem.stats.mu
     ev = problem.stats.evaluate(problem.columns(support))
     rss = ev.value - float(np.sum(mu * ev.gamma**2))
     timings = {"design": t1 - t0, "first_solution": t2 - t1, "search": cert.time, "total": time.perf_counter() - t0}

@@ -26,14 +26,20 @@ from .selection import SelectionProblem
 __all__ = ["greedy", "local_search"]
 
 
-def greedy(problem: SelectionProblem, n_candidates: int = 5) -> np.ndarray:
+def greedy(problem: SelectionProblem, n_candidates: int = 5, start: np.ndarray | None = None) -> np.ndarray:
     """Forward selection: add, one at a time, the unit that lowers c(s) most.
 
     Candidates are the ``n_candidates`` units with the steepest gradient (the first-order gain);
-    each is evaluated exactly and the best one is taken, until every budget is used up.
+    each is evaluated exactly and the best one is taken, until every budget is used up. ``start``
+    (a support of a smaller budget, as along a path) is kept as far as the budgets allow.
     """
     s = np.zeros(problem.n_units)
-    remaining = problem.budgets.copy()
+    if start is not None:
+        # keep the start's units, group by group, up to each budget
+        keep = problem.top_within_budget(np.asarray(start, float) + 1e-12 * np.arange(problem.n_units)[::-1])
+        s = keep * (np.asarray(start) > 0)
+    remaining = problem.budgets - np.bincount(problem.group_of_unit, weights=s,
+                                              minlength=len(problem.budgets)).astype(int)
     while True:
         open_groups = np.flatnonzero(remaining > 0)
         eligible = (s == 0) & np.isin(problem.group_of_unit, open_groups)

@@ -90,6 +90,22 @@ class SelectionProblem:
         budgets = _resolve_budget(budget, names, sizes, design, selection)
         return cls(stats, unit_of_col_a.astype(int), group_of_unit_a.astype(int), names, budgets, selection)
 
+    @staticmethod
+    def capped_budget(design: Design, budget: int, selection: str = "column") -> dict[str, int]:
+        """``budget`` for every group, capped at the group's size (for sweeps and folds).
+
+        >>> import pandas as pd
+        >>> from hiermio.design import build_design
+        >>> d = build_design("y ~ 1 + (1 | g)", pd.DataFrame({"y": [1., 2, 3], "g": [0, 1, 1]}))
+        >>> SelectionProblem.capped_budget(d, 5)
+        {'(1 | g)': 2}
+        """
+        if selection == "cluster":
+            sizes = {t.term.group: t.n_levels for t in design.terms}
+        else:
+            sizes = {t.term.label: t.n_columns for t in design.terms}
+        return {k: min(int(budget), n) for k, n in sizes.items()}
+
     # ------------------------------------------------------------------ evaluation
     def columns(self, s_unit: np.ndarray) -> np.ndarray:
         """Column-level indicator from a unit-level one."""

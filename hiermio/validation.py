@@ -27,6 +27,7 @@ from .api import fit
 from .design import build_design, group_labels
 from .exceptions import BudgetError, HierMIOError
 from .formula import parse_formula
+from .path import path
 from .results import MIOFit
 
 __all__ = ["cv", "CVResult", "within_cluster_folds"]
@@ -74,24 +75,13 @@ class CVResult:
         return fig
 
 
-def _capped(formula: str, train: pd.DataFrame, b: int, selection: str) -> dict[str, int]:
-    """Budget ``b`` for every group, capped at the group's size in this training fold."""
-    d = build_design(formula, train)
-    if selection == "cluster":
-        sizes = {t.term.group: t.n_levels for t in d.terms}
-    else:
-        sizes = {t.term.label: t.n_columns for t in d.terms}
-    return {k: min(b, n) for k, n in sizes.items()}
+_PATH_OPTIONS = ("ridge", "selection", "time_limit", "gap", "seed", "new_levels")
 
 
 def _fold_errors(formula, train, valid, budgets, fit_options) -> list[float]:
-    errors = []
-    for b in budgets:
-        budget = _capped(formula, train, b, fit_options.get("selection", "column"))
-        res = fit(formula, train, budget, progress=False, **fit_options)
-        y = build_design(parse_formula(formula).fixed_formula, valid).y
-        errors.append(float(np.mean((y - res.predict(valid).to_numpy()) ** 2)))
-    return errors
+    opts = {k: v for k, v in fit_options.items() if k in _PATH_OPTIONS}
+    p = path(formula, train, budgets, validation=valid, progress=False, **opts)
+    return p.table.validation_mse.tolist()
 
 
 def cv(
@@ -107,9 +97,9 @@ def cv(
 ) -> CVResult:
     """Validation MSE for each budget, the chosen budget, and the fit on all data at that budget.
 
-    ``budgets="auto"`` tries 0..min(largest term size, 20). Extra keyword arguments go to
-    :func:`hiermio.fit` (``ridge``, ``selection``, ``time_limit``, ...). Folds run in parallel
-    through joblib with ``n_jobs``.
+    ``budgets="auto"`` tries 0..min(largest term size, 20); each fold sweeps them as a warm-started
+    :func:`hiermio.path`. Extra keyword arguments (``ridge``, ``selection``, ``time_limit``, ``gap``,
+    ``seed``, ``new_levels``) go to the fits. Folds run in parallel through joblib with ``n_jobs``.
     """
     parsed = parse_formula(formula)
     if not parsed.random:

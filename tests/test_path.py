@@ -1,0 +1,31 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import hiermio as hm
+from conftest import simulate
+
+
+def test_path_matches_independent_fits_and_caps_budgets():
+    df = simulate(K=7, n_per=12, n_nonzero=3, effect=1.5, seed=8)
+    p = hm.path("y ~ x + (1 | g)", df, budgets=[0, 1, 3, 9], gap=0.0)
+    assert p.table.index.tolist() == [0, 1, 3, 9]
+    for b in (0, 1, 3):
+        alone = hm.fit("y ~ x + (1 | g)", df, b, gap=0.0)
+        assert p.table.loc[b, "objective"] == pytest.approx(alone.certificate.primal, rel=1e-9)
+        assert p.fits[b].n_nonzero <= b
+    # a budget above the number of levels is capped: every level may differ
+    assert p.fits[9].problem.budgets.tolist() == [7]
+    assert p.table.loc[9, "status"] == "closed_form"
+    assert (np.diff(p.table.objective.to_numpy()) <= 1e-9).all()
+
+
+def test_path_validation_error_is_the_fits_test_error():
+    df = simulate(K=6, n_per=16, seed=3)
+    train, valid = df.iloc[::2], df.iloc[1::2]
+    p = hm.path("y ~ x + (1 | g)", train, budgets=[0, 2], validation=valid)
+    for b in (0, 2):
+        mse = np.mean((valid.y - p.fits[b].predict(valid)) ** 2)
+        assert p.table.loc[b, "validation_mse"] == pytest.approx(mse)
+    fig = p.plot()
+    assert len(fig.axes) == 3
