@@ -16,12 +16,13 @@ from .lme4 import LmerFit, RNotAvailableError, lmer
 from .oa import Certificate, SolverProgress
 from .path import Path, path
 from .results import MIOFit, Summary
+from .stability import Stability, mb_bound, stability
 from .validation import CVResult, cv, within_cluster_folds
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit", "default_mu", "path", "Path", "cv", "CVResult", "within_cluster_folds", "compare", "Comparison", "train_test_split_clusters", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
+    "fit", "default_mu", "stability", "Stability", "mb_bound", "path", "Path", "cv", "CVResult", "within_cluster_folds", "compare", "Comparison", "train_test_split_clusters", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
     "parse_formula", "build_design", "load_dataset", "load_dietox", "lmer", "LmerFit", "RNotAvailableError",
     "HierMIOError", "FormulaError", "DataError", "BudgetError", "NotFittedError",
 ]
