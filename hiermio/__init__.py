@@ -6,6 +6,7 @@
 """
 
 from .api import default_mu, fit
+from .audit import audit_curve, bootstrap
 from .compare import Comparison, compare, train_test_split_clusters
 from .datasets import load_dataset, load_dietox
 from .design import build_design
@@ -22,7 +23,7 @@ from .validation import CVResult, cv, within_cluster_folds
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit", "default_mu", "stability", "Stability", "mb_bound", "path", "Path", "cv", "CVResult", "within_cluster_folds", "compare", "Comparison", "train_test_split_clusters", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
+    "fit", "default_mu", "audit_curve", "bootstrap", "stability", "Stability", "mb_bound", "path", "Path", "cv", "CVResult", "within_cluster_folds", "compare", "Comparison", "train_test_split_clusters", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
     "parse_formula", "build_design", "load_dataset", "load_dietox", "lmer", "LmerFit", "RNotAvailableError",
     "HierMIOError", "FormulaError", "DataError", "BudgetError", "NotFittedError",
 ]

@@ -42,7 +42,10 @@ def load_dietox() -> pd.DataFrame:
     """
     from pathlib import Path
 
-    import statsmodels.regression.tests as smtests
+    try:
+        import statsmodels.regression.tests as smtests
+    except ImportError:
+        raise DataError("dietox ships with statsmodels' test data: pip install statsmodels") from None
 
     path = Path(smtests.__file__).parent / "results" / "dietox.csv"
     if not path.exists():

@@ -20,10 +20,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import delayed
 
 from .api import fit
 from .design import build_design, group_labels
+from .parallel import run_parallel
 from .exceptions import HierMIOError
 from .selection import Budget
 
@@ -92,6 +93,7 @@ def stability(
     B: int = 100,  # noqa: N803 - the literature's name
     random_state: int = 0,
     n_jobs: int | None = None,
+    progress: bool | None = None,
     **fit_options,
 ) -> Stability:
     """Selection frequencies over ``B`` fits on complementary half-samples of every cluster's rows."""
@@ -112,7 +114,7 @@ def stability(
             first[idx[: len(idx) // 2]] = True
         halves += [first, ~first]
     jobs = (delayed(_selected)(formula, data.iloc[np.flatnonzero(h)], budget, fit_options) for h in halves)
-    results = Parallel(n_jobs=n_jobs)(jobs)
+    results = run_parallel(jobs, n_jobs, progress, desc="half-sample fits")
     freq, mean_sel = {}, {}
     for t in design.terms:
         counts = pd.Series(0.0, index=t.levels)

@@ -20,11 +20,12 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import delayed
 from sklearn.model_selection import GroupKFold
 
 from .api import fit
 from .design import build_design, group_labels
+from .parallel import run_parallel
 from .exceptions import BudgetError, HierMIOError
 from .formula import parse_formula
 from .path import path
@@ -93,6 +94,7 @@ def cv(
     rule: Literal["min", "1se"] = "min",
     random_state: int = 0,
     n_jobs: int | None = None,
+    progress: bool | None = None,
     **fit_options,
 ) -> CVResult:
     """Validation MSE for each budget, the chosen budget, and the fit on all data at that budget.
@@ -126,7 +128,7 @@ def cv(
     else:
         raise HierMIOError(f"scheme must be 'within', 'cluster' or a scikit-learn splitter, got {scheme!r}")
     jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, fit_options) for tr, va in splits)
-    errors = np.array(Parallel(n_jobs=n_jobs)(jobs))  # (folds, budgets)
+    errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds, budgets)
     table = pd.DataFrame({"mean_mse": errors.mean(axis=0),
                           "se_mse": errors.std(axis=0, ddof=1) / np.sqrt(len(splits)) if len(splits) > 1 else 0.0},
                          index=pd.Index(budgets, name="budget"))

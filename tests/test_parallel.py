@@ -1,0 +1,28 @@
+"""Parallel work goes through joblib: local processes and a Dask cluster give identical results."""
+
+import pandas as pd
+import pytest
+from joblib import parallel_backend
+
+import hiermio as hm
+from conftest import simulate
+
+
+def _run():
+    df = simulate(K=6, n_per=10, n_nonzero=2, effect=1.5, seed=9)
+    cvres = hm.cv("y ~ x + (1 | g)", df, budgets=[0, 1, 2, 3], folds=3, random_state=2, n_jobs=2)
+    st = hm.stability("y ~ x + (1 | g)", df, budget=2, B=4, random_state=2, n_jobs=2)
+    return cvres.table, st.frequencies
+
+
+def test_loky_and_dask_backends_agree():
+    distributed = pytest.importorskip("distributed")
+    with parallel_backend("loky", n_jobs=2):
+        cv_loky, st_loky = _run()
+    # thread workers: process workers ("Nanny failed to start") failed inside the full suite, cause not yet found
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        with parallel_backend("dask"):
+            cv_dask, st_dask = _run()
+    pd.testing.assert_frame_equal(cv_loky, cv_dask)
+    pd.testing.assert_frame_equal(st_loky, st_dask)
