@@ -201,7 +201,8 @@ def compare(
                 test_pred = ref.predict(test).to_numpy() if test is not None else None
             else:
                 if isinstance(budget, str) and budget == "cv":
-                    chosen = cv(formula, train, scheme=cv_scheme, random_state=random_state, **fit_options)
+                    chosen = cv(formula, train, scheme=cv_scheme, random_state=random_state, new_levels=new_levels,
+                                progress=False, **fit_options)
                     res, note = chosen.best_fit_, [f"budget {chosen.best_budget_} chosen by 5-fold {cv_scheme} CV"]
                 else:
                     res, note = fit(formula, train, budget, progress=False, **fit_options), []

@@ -76,12 +76,12 @@ class CVResult:
         return fig
 
 
-_PATH_OPTIONS = ("ridge", "selection", "time_limit", "gap", "seed", "new_levels")
+_PATH_OPTIONS = ("ridge", "selection", "time_limit", "gap", "seed")
 
 
-def _fold_errors(formula, train, valid, budgets, fit_options) -> list[float]:
+def _fold_errors(formula, train, valid, budgets, new_levels, fit_options) -> list[float]:
     opts = {k: v for k, v in fit_options.items() if k in _PATH_OPTIONS}
-    p = path(formula, train, budgets, validation=valid, progress=False, **opts)
+    p = path(formula, train, budgets, validation=valid, new_levels=new_levels, progress=False, **opts)
     return p.table.validation_mse.tolist()
 
 
@@ -95,13 +95,15 @@ def cv(
     random_state: int = 0,
     n_jobs: int | None = None,
     progress: bool | None = None,
+    new_levels: str = "population",
     **fit_options,
 ) -> CVResult:
     """Validation MSE for each budget, the chosen budget, and the fit on all data at that budget.
 
     ``budgets="auto"`` tries 0..min(largest term size, 20); each fold sweeps them as a warm-started
     :func:`hiermio.path`. Extra keyword arguments (``ridge``, ``selection``, ``time_limit``, ``gap``,
-    ``seed``, ``new_levels``) go to the fits. Folds run in parallel through joblib with ``n_jobs``.
+    ``seed``) go to the fits; ``new_levels`` is the rule that predicts held-out clusters (scheme
+    "cluster"). Folds run in parallel through joblib with ``n_jobs``.
     """
     parsed = parse_formula(formula)
     if not parsed.random:
@@ -127,7 +129,8 @@ def cv(
         splits = list(scheme.split(data, groups=labels.to_numpy()))
     else:
         raise HierMIOError(f"scheme must be 'within', 'cluster' or a scikit-learn splitter, got {scheme!r}")
-    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, fit_options) for tr, va in splits)
+    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, fit_options)
+            for tr, va in splits)
     errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds, budgets)
     table = pd.DataFrame({"mean_mse": errors.mean(axis=0),
                           "se_mse": errors.std(axis=0, ddof=1) / np.sqrt(len(splits)) if len(splits) > 1 else 0.0},

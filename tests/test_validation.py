@@ -47,3 +47,13 @@ def test_cv_errors_are_named():
         hm.cv("y ~ x", df, budgets=[1])
     with pytest.raises(hm.HierMIOError, match="scheme must be"):
         hm.cv("y ~ x + (1 | g)", df, budgets=[1], scheme="rows")
+
+
+def test_cluster_scheme_scores_held_out_clusters_with_the_chosen_rule():
+    df = simulate(K=6, n_per=10, n_nonzero=2, effect=2.0, seed=3)
+    soft = hm.cv("y ~ x + (1 | g)", df, budgets=[0, 2], scheme="cluster", folds=3, new_levels="soft")
+    pop = hm.cv("y ~ x + (1 | g)", df, budgets=[0, 2], scheme="cluster", folds=3)
+    # budget 0 has no effects to assign, so the two rules agree there and only there
+    assert soft.table.loc[0, "mean_mse"] == pytest.approx(pop.table.loc[0, "mean_mse"])
+    assert soft.table.loc[2, "mean_mse"] != pytest.approx(pop.table.loc[2, "mean_mse"])
+    assert soft.best_fit_.n_nonzero <= soft.best_budget_
