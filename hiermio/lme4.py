@@ -223,8 +223,6 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True) -> LmerFit:  # noq
         "vcov": np.asarray(res["vc_vcov"], float),
         "sdcor": np.asarray(res["vc_sdcor"], float),
     })
-    vc["var1"] = vc.var1.where(vc.var1.notna() & (vc.var1 != "NA"), None)
-    vc["var2"] = vc.var2.where(vc.var2.notna() & (vc.var2 != "NA"), None)
     return LmerFit(
         formula, REML, status, elapsed, messages=msgs,
         _fixef=pd.Series(np.asarray(res["fixef"], float), index=names, name="fixef"),

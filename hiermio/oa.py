@@ -275,7 +275,6 @@ def solve(
     _configure(model, opts)
     ms = _Master(problem, model, null_value, opts)
     ones = np.ones(U)
-    c_all, _ = ms.oracle(problem.top_within_budget(ones))
     ms.s_vars = [model.addVar(f"s{u}", vtype="B") for u in range(U)]
     ms.eta = model.addVar("eta", vtype="C", lb=ms.oracle(ones)[0], ub=1.0)
     model.setObjective(ms.eta, "minimize")
