@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -87,12 +88,24 @@ class Design:
 
     def fixed_matrix(self, data: pd.DataFrame) -> np.ndarray:
         """The fixed-effects matrix for new data, with the training coding of categoricals."""
-        return _finite(np.asarray(self.fixed_spec.get_model_matrix(data), dtype=float), "fixed part")
+        return _finite(_rebuild(self.fixed_spec, data, "the fixed part"), "fixed part")
 
     def term_values(self, k: int, data: pd.DataFrame) -> np.ndarray:
         """The covariates of term ``k`` for new data."""
         t = self.terms[k]
-        return _finite(np.asarray(t.spec.get_model_matrix(data), dtype=float), f"random term {t.term.label}")
+        return _finite(_rebuild(t.spec, data, f"random term {t.term.label}"), f"random term {t.term.label}")
+
+
+def _rebuild(spec: Any, data: pd.DataFrame, where: str) -> np.ndarray:
+    """A training model spec applied to new data; a category unseen in training is an error, since
+    formulaic would silently code it as the reference level."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        matrix = np.asarray(spec.get_model_matrix(data), dtype=float)
+    for w in caught:
+        if w.category.__name__ == "DataMismatchWarning":
+            raise DataError(f"new data has categories not seen in training in {where}: {w.message}")
+    return matrix
 
 
 def group_labels(data: pd.DataFrame, group: str) -> pd.Series:
@@ -170,6 +183,8 @@ def build_design(
             raise DataError(f"data must be a pandas DataFrame (or convertible to one), got {type(data).__name__}") from None
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
+    if len(data) == 0:
+        raise DataError("data has no rows")
 
     needed = {
         f"the response {parsed.response!r}": _required(parsed.response),

@@ -63,3 +63,15 @@ def test_factor_level_order_follows_categorical():
     df["g"] = pd.Categorical(df.g.astype(str), categories=[str(k) for k in range(7, -1, -1)])
     d = build_design("y ~ x + (1 | g)", df)
     assert list(d.terms[0].levels) == [str(k) for k in range(7, -1, -1)]
+
+
+def test_unseen_category_in_new_data_is_an_error_not_the_reference_level():
+    df = simulate(K=6).assign(sex=lambda d: np.where(d.x > 0, "M", "F"))
+    fit_ = fit("y ~ x + sex + (1 | g)", df, 2)
+    with pytest.raises(DataError, match="categories not seen in training in the fixed part"):
+        fit_.predict(df.head(2).assign(sex="X"))
+
+
+def test_empty_data_is_named():
+    with pytest.raises(DataError, match="data has no rows"):
+        build_design("y ~ x + (1 | g)", simulate().head(0))
