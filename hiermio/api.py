@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from numbers import Real
 from typing import Callable, Literal
@@ -14,6 +13,7 @@ from .design import Design, build_design
 from .exceptions import HierMIOError
 from .heuristics import greedy, local_search
 from .oa import SolverOptions, SolverProgress, solve
+from .parallel import progress_enabled
 from .results import MIOFit
 from .selection import Budget, SelectionProblem
 
@@ -53,9 +53,7 @@ def _check_options(ridge: float, time_limit: float, gap: float) -> None:
 
 
 def _progress_bar(enabled: bool | None) -> tuple[Callable[[SolverProgress], None] | None, Callable[[], None]]:
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
+    if not progress_enabled(enabled):
         return None, lambda: None
     from tqdm.auto import tqdm
 

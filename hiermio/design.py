@@ -28,7 +28,7 @@ from formulaic import Formula, model_matrix
 from .exceptions import DataError, FormulaError
 from .formula import ParsedFormula, RandomTerm, parse_formula
 
-__all__ = ["TermDesign", "Design", "build_design", "group_labels"]
+__all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns"]
 
 
 @dataclass
@@ -137,6 +137,19 @@ def _required(expr: str) -> set[str]:
         raise FormulaError(f"cannot parse {expr!r}: {exc}") from None
 
 
+def required_columns(parsed: ParsedFormula, response: bool = True) -> dict[str, set[str]]:
+    """The data columns each part of the formula uses, keyed by a description of the part.
+
+    >>> {part: sorted(cols) for part, cols in required_columns(parse_formula("y ~ np.log(x) + (1 + z | g)")).items()}
+    {"the response 'y'": ['y'], "the fixed part 'np.log(x)'": ['x'], 'random term (1 + z | g)': ['g', 'z']}
+    """
+    needed = {f"the response {parsed.response!r}": _required(parsed.response)} if response else {}
+    needed[f"the fixed part {parsed.fixed!r}"] = _required(parsed.fixed)
+    for t in parsed.random:
+        needed[f"random term {t.label}"] = _required(t.expr) | set(t.group_columns)
+    return needed
+
+
 def _check_columns(needed: dict[str, set[str]], data: pd.DataFrame) -> None:
     for where, names in needed.items():
         missing = sorted(n for n in names if n not in data.columns)
@@ -186,12 +199,7 @@ def build_design(
     if len(data) == 0:
         raise DataError("data has no rows")
 
-    needed = {
-        f"the response {parsed.response!r}": _required(parsed.response),
-        f"the fixed part {parsed.fixed!r}": _required(parsed.fixed),
-    }
-    for t in parsed.random:
-        needed[f"random term {t.label}"] = _required(t.expr) | set(t.group_columns)
+    needed = required_columns(parsed)
     _check_columns(needed, data)
     used = sorted(set().union(*needed.values()), key=list(data.columns).index)
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .design import _required
+from .design import required_columns
 from .exceptions import DataError, HierMIOError
 from .formula import parse_formula
 
@@ -183,12 +183,7 @@ class LmerFit:
 
 
 def _used_columns(formula: str, data: pd.DataFrame, need_response: bool = True) -> list[str]:
-    parsed = parse_formula(formula)
-    names = set(_required(parsed.fixed))
-    if need_response:
-        names |= _required(parsed.response)
-    for t in parsed.random:
-        names |= _required(t.expr) | set(t.group_columns)
+    names = set().union(*required_columns(parse_formula(formula), response=need_response).values())
     missing = sorted(n for n in names if n not in data.columns)
     if missing and need_response:
         raise DataError(f"unknown column(s) {missing} in formula {formula!r}")

@@ -13,18 +13,27 @@ from typing import Any, Iterable
 
 from joblib import Parallel
 
-__all__ = ["run_parallel"]
+__all__ = ["run_parallel", "progress_enabled", "with_progress"]
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """``None`` means: show bars when stderr is a terminal."""
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def with_progress(items: Iterable, progress: bool | None, desc: str, total: int | None = None,
+                  unit: str = "it") -> Iterable:
+    """``items``, wrapped in a tqdm bar when progress is enabled."""
+    if not progress_enabled(progress):
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit=unit, leave=False)
 
 
 def run_parallel(jobs: Iterable, n_jobs: int | None = None, progress: bool | None = None,
                  desc: str = "fits", total: int | None = None) -> list[Any]:
     """Results of ``jobs`` (joblib ``delayed`` calls) in their order."""
     jobs = list(jobs)
-    if progress is None:
-        progress = sys.stderr.isatty()
     results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        results = tqdm(results, total=total or len(jobs), desc=desc, leave=False)
-    return list(results)
+    return list(with_progress(results, progress, desc, total=total or len(jobs)))

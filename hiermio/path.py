@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
@@ -20,6 +19,7 @@ from .api import _check_options, default_mu, fit_problem
 from .design import build_design
 from .exceptions import HierMIOError
 from .oa import SolverOptions
+from .parallel import with_progress
 from .results import MIOFit
 from .selection import SelectionProblem
 from .sufficient import SufficientStats
@@ -81,13 +81,7 @@ def path(
     mu = default_mu(design, ridge)
     stats = SufficientStats.from_design(design, mu)
     opts = SolverOptions(time_limit=time_limit, gap=gap, seed=seed)
-    if progress is None:
-        progress = sys.stderr.isatty()
-    iterator = budgets
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(budgets, desc="budget path", unit="budget")
+    iterator = with_progress(budgets, progress, "budget path", unit="budget")
     fits, rows, warm = {}, [], None
     y_val = build_design(design.formula.fixed_formula, validation).y if validation is not None else None
     for b in iterator:
