@@ -17,13 +17,21 @@ __all__ = ["run_parallel", "progress_enabled", "with_progress"]
 
 
 def progress_enabled(progress: bool | None) -> bool:
-    """``None`` means: show bars when stderr is a terminal."""
+    """``None`` means: show bars when stderr is a terminal.
+
+    >>> progress_enabled(False), progress_enabled(True)
+    (False, True)
+    """
     return sys.stderr.isatty() if progress is None else bool(progress)
 
 
 def with_progress(items: Iterable, progress: bool | None, desc: str, total: int | None = None,
                   unit: str = "it") -> Iterable:
-    """``items``, wrapped in a tqdm bar when progress is enabled."""
+    """``items``, wrapped in a tqdm bar when progress is enabled.
+
+    >>> list(with_progress(range(3), False, "demo"))
+    [0, 1, 2]
+    """
     if not progress_enabled(progress):
         return items
     from tqdm.auto import tqdm
