@@ -1,4 +1,5 @@
-"""Command line: ``hiermio demo`` and ``hiermio fit FORMULA data.csv --budget N``."""
+"""Command line: ``hiermio demo``, ``hiermio fit FORMULA data.csv --budget N``, ``hiermio compare``
+and ``hiermio reproduce`` (the paper's simulation study)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,22 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import run_study
+
+    scales = ["low", "medium", "high"] if args.scale == "all" else [args.scale]
+    study = run_study(tables=args.tables, reps=args.reps, scales=scales, n_jobs=args.jobs, backend=args.backend,
+                      noise=args.noise, time_limit=args.time_limit, seed=args.seed)
+    files = study.write(args.out)
+    for label in study.tables:
+        t = study.table(label)
+        if not t.empty:
+            print(f"Table {label}:\n{t.to_string(float_format=lambda v: f'{v:.4g}')}\n")
+    print(study.checks().to_string(index=False))
+    print(f"\n{len(files)} files written to {args.out} in {study.elapsed_s:.1f} s")
+    return 0 if study.checks().holds.all() or not args.strict else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hiermio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,9 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--time-limit", type=float, default=60.0)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--plot", help="write the comparison plot to this PNG file")
+    r = sub.add_parser("reproduce", help="rerun the paper's simulation study; tables beside the paper's values")
+    r.add_argument("--tables", default="all", help="labels and ranges in the paper's order, e.g. 1,2,A1..A10")
+    r.add_argument("--reps", type=int, default=10, help="replicates per scenario")
+    r.add_argument("--scale", choices=["low", "medium", "high", "all"], default="all")
+    r.add_argument("--jobs", type=int, default=None, help="parallel workers (joblib n_jobs)")
+    r.add_argument("--backend", choices=["loky", "dask"], default="loky")
+    r.add_argument("--out", default="reproduce-out", help="folder for the CSV, Markdown and PNG files")
+    r.add_argument("--noise", type=float, default=0.1, help="residual SD (the paper does not state it)")
+    r.add_argument("--time-limit", type=float, default=20.0, help="seconds per MIO fit")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--strict", action="store_true", help="exit 1 when a claim of the paper does not hold")
     args = parser.parse_args(argv)
     try:
-        return {"demo": _demo, "fit": _fit, "compare": _compare}[args.command](args)
+        return {"demo": _demo, "fit": _fit, "compare": _compare, "reproduce": _reproduce}[args.command](args)
     except (HierMIOError, FileNotFoundError, ValueError) as exc:
         print(f"hiermio: error: {exc}", file=sys.stderr)
         return 2

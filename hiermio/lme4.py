@@ -13,6 +13,8 @@ factor levels in the order hiermio uses (a categorical's order, else sorted valu
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,10 +65,28 @@ class RNotAvailableError(HierMIOError, ImportError):
 
 
 _R: dict[str, Any] = {}
+# embedded R runs on one thread: thread workers (dask with processes=False) take turns
+_R_LOCK = threading.RLock()
 
 
 def _r():
     """rpy2's robjects and the compiled fitting function, loaded once."""
+    with _R_LOCK:
+        return _load_r()
+
+
+@contextlib.contextmanager
+def _r_session():
+    """R to ourselves, with rpy2's default conversion rules (they live in a context variable,
+    which worker threads such as dask's do not inherit)."""
+    R = _r()
+    from rpy2.robjects.conversion import localconverter
+
+    with _R_LOCK, localconverter(R["ro"].default_converter):
+        yield R
+
+
+def _load_r():
     if not _R:
         try:
             from rpy2.rinterface_lib import callbacks
@@ -171,15 +191,15 @@ class LmerFit:
         self._need_fit()
         ro = _r()["ro"]
         cols = _used_columns(self.formula, newdata, need_response=False)
-        frame = _to_r_frame(newdata, cols)
-        kw = {"newdata": frame, "allow.new.levels": allow_new_levels}
-        if re_form is not None:
-            kw["re.form"] = ro.NA_Logical
         try:
-            pred = ro.r["predict"](self._r_fit, **kw)
+            with _r_session():
+                kw = {"newdata": _to_r_frame(newdata, cols), "allow.new.levels": allow_new_levels}
+                if re_form is not None:
+                    kw["re.form"] = ro.NA_Logical
+                pred = np.asarray(ro.r["predict"](self._r_fit, **kw), dtype=float)
         except Exception as exc:
             raise HierMIOError(f"lme4 could not predict: {exc}") from None
-        return pd.Series(np.asarray(pred, dtype=float), index=newdata.index, name="predicted")
+        return pd.Series(pred, index=newdata.index, name="predicted")
 
 
 def _used_columns(formula: str, data: pd.DataFrame, need_response: bool = True) -> list[str]:
@@ -194,8 +214,14 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True) -> LmerFit:  # noq
     """Fit ``lme4::lmer(formula, data, REML)`` in R; never raises for lme4's own failures."""
     R = _r()
     ro = R["ro"]
-    frame = _to_r_frame(data, _used_columns(formula, data))
     t0 = time.perf_counter()
+    with _r_session():
+        return _lmer_result(R, formula, data, REML, t0)
+
+
+def _lmer_result(R, formula: str, data: pd.DataFrame, REML: bool, t0: float) -> LmerFit:  # noqa: N803
+    ro = R["ro"]
+    frame = _to_r_frame(data, _used_columns(formula, data))
     out = R["fit"](formula, frame, REML)
     elapsed = time.perf_counter() - t0
     res = {k: out.rx2(k) for k in out.names}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -66,12 +66,14 @@ def path(
     gap: float = 1e-4,
     seed: int = 0,
     new_levels: str = "population",
+    cluster_features: Sequence[str] | None = None,
     progress: bool | None = None,
 ) -> Path:
     """Fit every budget in ``budgets`` (one int for every group), in increasing order.
 
     The design and sufficient statistics are built once; each budget's heuristic start grows the
-    previous budget's support. With ``validation`` data, each fit's validation MSE is tabulated.
+    previous budget's support. With ``validation`` data, each fit's validation MSE is tabulated;
+    its unseen clusters are predicted by ``new_levels`` (and ``cluster_features`` for "features").
     """
     _check_options(ridge, time_limit, gap)
     budgets = sorted(set(int(b) for b in budgets))
@@ -95,6 +97,6 @@ def path(
         row = {"budget": b, "objective": c.primal, "bound": c.dual, "gap": c.gap, "status": c.status,
                "nonzero": res.n_nonzero, "time_s": res.timings["total"]}
         if validation is not None:
-            row["validation_mse"] = float(np.mean((y_val - res.predict(validation, new_levels=new_levels).to_numpy()) ** 2))
+            row["validation_mse"] = float(np.mean((y_val - res.predict(validation, new_levels=new_levels, cluster_features=cluster_features).to_numpy()) ** 2))
         rows.append(row)
     return Path(pd.DataFrame(rows).set_index("budget"), fits)

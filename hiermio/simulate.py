@@ -1,8 +1,9 @@
 """The simulation design of the paper's section 3, with its ambiguities made parameters.
 
-Data-generating process (hidden confounding): a loading vector c ~ N_p(0, I) is drawn once; in
-cluster k the covariates are X_ki ~ N_p(c * gamma_k, I), so they carry the cluster's effect, and
-Y_ki = X_ki beta + gamma_k + eps_ki with eps ~ N(0, noise^2). Cluster effects are either sparse
+Data-generating process (hidden confounding): in cluster k the covariates are
+X_ki ~ N_p(c gamma_k 1, I) with one scalar c ~ N(0, 1) per data set (the paper's c ~ N_q(0, I) with
+q = 1; ``confounding="vector"`` draws c ~ N_p(0, I) instead, one loading per covariate), so they
+carry the cluster's effect, and Y_ki = X_ki beta + gamma_k + eps_ki with eps ~ N(0, noise^2). Cluster effects are either sparse
 (a share ``level`` of them exactly zero, the rest +1 or -1 with equal probability) or Gaussian
 (gamma_k ~ N(0, level)). Scales: Low (K=4, p=10), Medium (K=10, p=25), High (K=14, p=35), 50 rows
 per cluster. Choices the paper leaves open, each a parameter: beta ~ N(0, I) (``beta_scale``),
@@ -24,7 +25,7 @@ import pandas as pd
 
 from .exceptions import HierMIOError
 
-__all__ = ["SCALES", "SPARSE_SHARES", "GAUSSIAN_VARIANCES", "Simulation", "simulate_clustered", "scenarios",
+__all__ = ["simulate_atypical", "SCALES", "SPARSE_SHARES", "GAUSSIAN_VARIANCES", "Simulation", "simulate_clustered", "scenarios",
            "true_icc", "beta_error", "gamma_error", "sparsity_recovery"]
 
 SCALES = {"low": (4, 10), "medium": (10, 25), "high": (14, 35)}
@@ -64,6 +65,7 @@ def simulate_clustered(
     noise: float = 1.0,
     beta_scale: float = 1.0,
     split: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    confounding: Literal["shared", "vector"] = "shared",
     seed: int = 0,
 ) -> Simulation:
     """Draw one data set; ``level`` is the share of zero effects (sparse) or their variance (gaussian)."""
@@ -77,6 +79,8 @@ def simulate_clustered(
         raise HierMIOError(f"the variance of the effects must be non-negative, got {level!r}")
     if len(split) != 3 or abs(sum(split) - 1) > 1e-9 or min(split) < 0:
         raise HierMIOError(f"split must be three non-negative shares summing to 1, got {split!r}")
+    if confounding not in ("shared", "vector"):
+        raise HierMIOError(f"confounding must be 'shared' or 'vector', got {confounding!r}")
     K, p = SCALES[scale]
     rng = np.random.default_rng(seed)
     if effects == "sparse":
@@ -85,7 +89,7 @@ def simulate_clustered(
         gamma[rng.choice(K, n_nonzero, replace=False)] = rng.choice([-1.0, 1.0], n_nonzero)
     else:
         gamma = rng.normal(0.0, np.sqrt(level), K)
-    loading = rng.normal(size=p)
+    loading = rng.normal(size=p) if confounding == "vector" else np.full(p, rng.normal())
     beta = rng.normal(size=p) * beta_scale
     g = np.repeat(np.arange(K), n_per)
     X = rng.normal(size=(K * n_per, p)) + np.outer(gamma[g], loading)
@@ -116,10 +120,14 @@ def beta_error(sim: Simulation, fixef: pd.Series) -> float:
     return float(np.sum((sim.beta - fixef.reindex(names).to_numpy()) ** 2))
 
 
-def gamma_error(sim: Simulation, effects: pd.Series) -> float:
-    """||gamma - gamma_hat||^2 / K over clusters (levels missing from the estimate count as 0)."""
+def gamma_error(sim: Simulation, effects: pd.Series, intercept: float = 0.0) -> float:
+    """Mean over clusters of (gamma_k - (intercept + gamma_hat_k))^2 (levels missing count as 0).
+
+    The cluster intercepts are compared, not the deviations alone: a fitted intercept absorbs the
+    sample mean of the true effects, which is not identifiable apart from it (the true intercept is 0).
+    """
     est = effects.reindex(range(len(sim.gamma))).fillna(0.0).to_numpy()
-    return float(np.mean((sim.gamma - est) ** 2))
+    return float(np.mean((sim.gamma - intercept - est) ** 2))
 
 
 def sparsity_recovery(sim: Simulation, effects: pd.Series) -> float:
@@ -129,3 +137,36 @@ def sparsity_recovery(sim: Simulation, effects: pd.Series) -> float:
         return float("nan")
     est = effects.reindex(range(len(sim.gamma))).fillna(0.0).to_numpy()
     return float(np.mean(est[zero] == 0))
+
+
+def simulate_atypical(
+    K: int = 12,
+    n_per: int = 20,
+    n_atypical: int = 3,
+    effect: float = 1.5,
+    feature_shift: float = 3.0,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Clusters of which ``n_atypical`` differ by ``effect``, told apart by a cluster-level feature.
+
+    Columns y, g, x1, x2 and w, where w (constant within a cluster) is N(0, 1) shifted by
+    ``feature_shift`` in the atypical clusters and is not in the formula ``y ~ x1 + x2 + (1 | g)``:
+    a new cluster's effect is predictable from w (the "features" rule with ``cluster_features=["w"]``)
+    but not from the fixed part. Returns the data and the true effects.
+
+    >>> df, gamma = simulate_atypical(seed=1)
+    >>> df.shape, int((gamma != 0).sum()), bool((df.groupby("g").w.nunique() == 1).all())
+    ((240, 5), 3, True)
+    """
+    if not 0 <= n_atypical <= K:
+        raise HierMIOError(f"n_atypical must lie in 0..K={K}, got {n_atypical!r}")
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(K), n_per)
+    atypical = rng.choice(K, n_atypical, replace=False)
+    gamma = np.zeros(K)
+    gamma[atypical] = effect
+    w = rng.normal(size=K)
+    w[atypical] += feature_shift
+    X = rng.normal(size=(len(g), 2))
+    y = X @ np.array([1.0, -0.5]) + gamma[g] + rng.normal(size=len(g))
+    return pd.DataFrame({"y": y, "g": g, "x1": X[:, 0], "x2": X[:, 1], "w": w[g]}), gamma

@@ -16,7 +16,7 @@ the smallest budget within one standard error of it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -79,9 +79,10 @@ class CVResult:
 _PATH_OPTIONS = ("ridge", "selection", "time_limit", "gap", "seed")
 
 
-def _fold_errors(formula, train, valid, budgets, new_levels, fit_options) -> list[float]:
+def _fold_errors(formula, train, valid, budgets, new_levels, cluster_features, fit_options) -> list[float]:
     opts = {k: v for k, v in fit_options.items() if k in _PATH_OPTIONS}
-    p = path(formula, train, budgets, validation=valid, new_levels=new_levels, progress=False, **opts)
+    p = path(formula, train, budgets, validation=valid, new_levels=new_levels, cluster_features=cluster_features,
+             progress=False, **opts)
     return p.table.validation_mse.tolist()
 
 
@@ -96,6 +97,7 @@ def cv(
     n_jobs: int | None = None,
     progress: bool | None = None,
     new_levels: str = "population",
+    cluster_features: Sequence[str] | None = None,
     **fit_options,
 ) -> CVResult:
     """Validation MSE for each budget, the chosen budget, and the fit on all data at that budget.
@@ -103,7 +105,10 @@ def cv(
     ``budgets="auto"`` tries 0..min(largest term size, 20); each fold sweeps them as a warm-started
     :func:`hiermio.path`. Extra keyword arguments (``ridge``, ``selection``, ``time_limit``, ``gap``,
     ``seed``) go to the fits; ``new_levels`` is the rule that predicts held-out clusters (scheme
-    "cluster"). Folds run in parallel through joblib with ``n_jobs``.
+    "cluster"), with ``cluster_features`` naming the cluster-level columns of the "features" rule.
+    Held-out clusters can only reward a budget when their effects are predictable from what is
+    known about them (their covariates or cluster features); otherwise the scheme favours small
+    budgets. Folds run in parallel through joblib with ``n_jobs``.
     """
     parsed = parse_formula(formula)
     if not parsed.random:
@@ -129,7 +134,7 @@ def cv(
         splits = list(scheme.split(data, groups=labels.to_numpy()))
     else:
         raise HierMIOError(f"scheme must be 'within', 'cluster' or a scikit-learn splitter, got {scheme!r}")
-    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, fit_options)
+    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features, fit_options)
             for tr, va in splits)
     errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds, budgets)
     table = pd.DataFrame({"mean_mse": errors.mean(axis=0),

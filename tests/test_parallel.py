@@ -19,8 +19,7 @@ def test_loky_and_dask_backends_agree():
     distributed = pytest.importorskip("distributed")
     with parallel_backend("loky", n_jobs=2):
         cv_loky, st_loky = _run()
-    # thread workers: process workers ("Nanny failed to start") failed inside the full suite, cause not yet found
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             distributed.Client(cluster):
         with parallel_backend("dask"):
             cv_dask, st_dask = _run()

@@ -37,6 +37,7 @@ def test_metrics_are_zero_or_one_at_the_truth():
     assert beta_error(sim, pd.Series(sim.beta, index=names)) == 0
     truth = pd.Series(sim.gamma, index=range(4))
     assert gamma_error(sim, truth) == 0 and sparsity_recovery(sim, truth) == 1.0
+    assert gamma_error(sim, truth - 1.0, intercept=1.0) == pytest.approx(0.0)
     assert sparsity_recovery(sim, pd.Series(np.ones(4), index=range(4))) == 0.0
     assert true_icc(sim) == pytest.approx(0.5 / 1.5)
     assert len(scenarios()) == 66

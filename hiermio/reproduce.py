@@ -1,0 +1,394 @@
+"""Rerun the paper's simulation study: every scenario, four methods, our numbers beside the paper's.
+
+One replicate of one scenario (:func:`run_replicate`) draws data by :func:`simulate_clustered`,
+fits OLS, ridge, lme4 and MIO on the training + validation rows, and scores them:
+
+- OLS and ridge (``RidgeCV``, leave-one-out over a log grid of penalties) on the fixed part;
+- lme4's LMEM ``y ~ x1 + ... + (1 | g)`` (REML) through :func:`hiermio.lmer`;
+- MIO with the budget chosen on the validation rows (a warm-started :func:`hiermio.path` over
+  0..K on the training rows), then refit on training + validation at that budget, as in the
+  paper's section 2.2.1.
+
+Test rows are scored as rows of new clusters (the paper's section 3.2): MIO by the soft rule,
+lme4 at population level; ``test_mse_known`` scores them with their clusters known.
+:func:`run_study` runs the replicates through joblib and :class:`Study` turns them into the
+paper's tables (``Study.table``), figures and direction checks, and writes them to a folder.
+
+>>> study = run_study(tables=["A1"], reps=1, scales=["low"], levels={"sparse": [0.5]},
+...                   methods=["ols", "mio"], progress=False)
+>>> t = study.table("A1")
+>>> list(t.columns), bool(t.loc[0.5, "mio"] < t.loc[0.5, "ols"])
+(['ols', 'ols (paper)', 'mio', 'mio (paper)', 'reps'], True)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from joblib import delayed
+
+from .exceptions import HierMIOError
+from .paper import FIGURES, PAPER_TABLES, TABLE_ORDER
+from .parallel import run_parallel
+from .simulate import (GAUSSIAN_VARIANCES, SCALES, SPARSE_SHARES, beta_error, gamma_error, simulate_clustered,
+                       sparsity_recovery, true_icc)
+
+__all__ = ["StudyConfig", "Study", "run_study", "run_replicate", "study_scenarios", "parse_tables",
+           "METHODS", "ICC_TARGETS"]
+
+METHODS = ("ols", "ridge", "lmer", "mio")
+ICC_TARGETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+_FAMILY_LEVELS = {"sparse": SPARSE_SHARES, "gaussian": GAUSSIAN_VARIANCES, "icc": ICC_TARGETS}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The choices behind a run; the paper leaves ``noise``, ``split`` and MIO's ``ridge`` open.
+
+    ``noise`` is the residual SD. The paper does not state it; its LMEM beta errors (about 1e-3
+    summed over 35 slopes from 560 rows) imply an SD near 0.1, which is the default. MIO's ``ridge``
+    is small (the paper: "any relatively small value"): the covariates carry the cluster effects
+    (hidden confounding), so shrinking large effects leaks into beta.
+    """
+
+    reps: int = 10
+    noise: float = 0.1
+    split: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    ridge: float = 1e-4
+    time_limit: float = 20.0
+    seed: int = 0
+    methods: tuple[str, ...] = METHODS
+
+
+def parse_tables(spec: str | Iterable[str]) -> list[str]:
+    """Table labels from ``"1,2,A1..A10"`` (ranges follow the paper's order), or ``"all"``.
+
+    >>> parse_tables("1,3,A8..A10")
+    ['1', '3', 'A8', 'A9', 'A10']
+    """
+    tokens = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec) if str(t).strip()]
+    out: list[str] = []
+    for tok in tokens:
+        if tok == "all":
+            out += TABLE_ORDER
+        elif ".." in tok:
+            a, b = (x.strip() for x in tok.split("..", 1))
+            for end in (a, b):
+                if end not in TABLE_ORDER:
+                    raise HierMIOError(f"unknown table {end!r} in {tok!r}; tables are {', '.join(TABLE_ORDER)}")
+            i, j = TABLE_ORDER.index(a), TABLE_ORDER.index(b)
+            if i > j:
+                raise HierMIOError(f"table range {tok!r} runs backwards")
+            out += TABLE_ORDER[i : j + 1]
+        elif tok in TABLE_ORDER:
+            out.append(tok)
+        else:
+            raise HierMIOError(f"unknown table {tok!r}; tables are {', '.join(TABLE_ORDER)}")
+    return list(dict.fromkeys(out))
+
+
+def study_scenarios(tables: Sequence[str], scales: Sequence[str], figures: bool = True,
+                    levels: dict[str, Sequence[float]] | None = None) -> list[dict]:
+    """The (family, scale, level) scenarios the tables and figures need, within ``scales``.
+
+    >>> len(study_scenarios(["1"], ["high"], figures=False)), len(study_scenarios(["1"], ["high"]))
+    (10, 22)
+    """
+    bad = [s for s in scales if s not in SCALES]
+    if bad:
+        raise HierMIOError(f"unknown scale(s) {bad}; scales are {list(SCALES)}")
+    need: set[tuple[str, str]] = set()
+    for label in tables:
+        t = PAPER_TABLES[label]
+        for scale in (SCALES if t["scale"] == "all" else [t["scale"]]):
+            need.add((t["effects"], scale))
+    if figures:
+        for scale in FIGURES.values():
+            need |= {("gaussian", scale), ("sparse", scale)}
+    out = []
+    for family in ("sparse", "gaussian", "icc"):
+        for scale in SCALES:
+            if (family, scale) in need and scale in scales:
+                grid = (levels or {}).get(family, _FAMILY_LEVELS[family])
+                out += [{"family": family, "scale": scale, "level": float(v)} for v in grid]
+    return out
+
+
+def _split(sim):
+    d = sim.data
+    return d[d.split == "train"], d[d.split == "validation"], d[d.split == "test"]
+
+
+def _row(scenario, rep, method, sim, icc_target, **values) -> dict:
+    return {**scenario, "rep": rep, "method": method, "icc_true": icc_target, **values}
+
+
+def run_replicate(scenario: dict, rep: int, config: StudyConfig) -> list[dict]:
+    """Fit every method on one simulated data set; one row of metrics per method."""
+    from sklearn.linear_model import LinearRegression, RidgeCV
+
+    from .api import fit
+    from .path import path
+
+    family, scale, level = scenario["family"], scenario["scale"], scenario["level"]
+    seed = config.seed * 1_000_003 + rep * 7919 + int(round(level * 1000)) * 31 + list(SCALES).index(scale) \
+        + {"sparse": 0, "gaussian": 3, "icc": 5}[family] * 100_000
+    if family == "icc":  # effects N(0, 1), noise set so the population ICC is the target
+        sim = simulate_clustered(scale, "gaussian", 1.0, noise=float(np.sqrt((1 - level) / level)),
+                                 split=config.split, seed=seed)
+        icc_target = level
+    else:
+        sim = simulate_clustered(scale, family, level, noise=config.noise, split=config.split, seed=seed)
+        icc_target = true_icc(sim)
+    train, valid, test = _split(sim)
+    both = pd.concat([train, valid])
+    xcols = [c for c in sim.data.columns if c.startswith("x")]
+    test_new = test.assign(g=test.g + 10_000)  # the same rows as members of clusters never seen
+    K = len(sim.gamma)
+    zeros = sim.gamma == 0
+    rows = []
+
+    def mse(pred) -> float:
+        return float(np.mean((test.y.to_numpy() - np.asarray(pred)) ** 2))
+
+    for method in config.methods:
+        t0 = time.perf_counter()
+        if method in ("ols", "ridge"):
+            model = LinearRegression() if method == "ols" else RidgeCV(alphas=np.logspace(-4, 3, 29))
+            model.fit(both[xcols].to_numpy(), both.y.to_numpy())
+            fe = pd.Series(model.coef_, index=xcols)
+            pred = model.predict(test[xcols].to_numpy())
+            rows.append(_row(scenario, rep, method, sim, icc_target, status="ok", beta_error=beta_error(sim, fe),
+                             test_mse=mse(pred), test_mse_known=mse(pred), time_s=time.perf_counter() - t0))
+        elif method == "lmer":
+            from .lme4 import RNotAvailableError, lmer
+
+            try:
+                ref = lmer(sim.formula, both)
+            except RNotAvailableError as exc:
+                rows.append(_row(scenario, rep, method, sim, icc_target, status="unavailable", message=str(exc)))
+                continue
+            if ref.status == "failed":
+                rows.append(_row(scenario, rep, method, sim, icc_target, status="failed", message=ref.error))
+                continue
+            eff = ref.ranef()["g"]["(Intercept)"]
+            eff.index = eff.index.astype(int)
+            rows.append(_row(
+                scenario, rep, method, sim, icc_target, status=ref.status, beta_error=beta_error(sim, ref.fixef()),
+                gamma_error=gamma_error(sim, eff, ref.fixef()["(Intercept)"]),
+                sparsity_recovery=sparsity_recovery(sim, eff), zeros_recovered=float(np.sum(zeros & (eff.reindex(range(K)).to_numpy() == 0)) / K),
+                icc=float(ref.icc["g"]), test_mse=mse(ref.predict(test_new, re_form="~0")),
+                test_mse_known=mse(ref.predict(test)), time_s=time.perf_counter() - t0))
+        elif method == "mio":
+            opts = {"ridge": config.ridge, "time_limit": config.time_limit}
+            sweep = path(sim.formula, train, range(0, K + 1), validation=valid, progress=False, **opts)
+            best = int(sweep.table.validation_mse.idxmin())
+            res = fit(sim.formula, both, best, progress=False, **opts)
+            eff = res.ranef()["g"]["(Intercept)"]
+            eff.index = eff.index.astype(int)
+            est = eff.reindex(range(K)).fillna(0.0).to_numpy()
+            rows.append(_row(
+                scenario, rep, method, sim, icc_target, status=res.certificate.status, budget=best,
+                gap=res.certificate.gap, beta_error=beta_error(sim, res.fixef()),
+                gamma_error=gamma_error(sim, eff, res.fixef()["(Intercept)"]),
+                sparsity_recovery=sparsity_recovery(sim, eff), zeros_recovered=float(np.sum(zeros & (est == 0)) / K),
+                icc=float(res.icc["g"]), test_mse=mse(res.predict(test_new, new_levels="soft")),
+                test_mse_known=mse(res.predict(test)), time_s=time.perf_counter() - t0))
+        else:
+            raise HierMIOError(f"unknown method {method!r}; methods are {list(METHODS)}")
+    return rows
+
+
+@dataclass
+class Study:
+    """Raw replicate metrics and what the paper reports; tables, figures and checks come from here."""
+
+    raw: pd.DataFrame
+    config: StudyConfig
+    tables: list[str]
+    elapsed_s: float
+    n_jobs: int | None = None
+    backend: str = "loky"
+    notes: list[str] = field(default_factory=list)
+
+    def _cell(self, family: str, scale: str, metric: str, method: str) -> pd.Series:
+        r = self.raw
+        if metric not in r:
+            return pd.Series(dtype=float)
+        sel = r[(r.family == family) & (r.scale == scale) & (r.method == method)]
+        return sel.groupby("level")[metric].mean()
+
+    def table(self, label: str) -> pd.DataFrame:
+        """The paper's table ``label``: our mean over replicates beside the paper's value."""
+        if label not in PAPER_TABLES:
+            raise HierMIOError(f"unknown table {label!r}; tables are {', '.join(TABLE_ORDER)}")
+        spec = PAPER_TABLES[label]
+        levels = list(spec["rows"])
+        paper = pd.DataFrame(spec["rows"], index=list(spec["columns"])).T.reindex(levels)
+        out = pd.DataFrame(index=pd.Index(levels, name="level"))
+        r = self.raw
+        for i, col in enumerate(spec["columns"]):
+            if spec["scale"] != "all" and col not in self.config.methods:
+                continue
+            if spec["scale"] == "all":  # A5: columns are scales, MIO only
+                ours = self._cell(spec["effects"], col, spec["metric"], "mio")
+            else:
+                ours = self._cell(spec["effects"], spec["scale"], spec["metric"], col)
+            out[col] = ours.reindex(levels)
+            out[f"{col} (paper)"] = paper.iloc[:, i].to_numpy()
+        method = "mio" if spec["scale"] == "all" else next(c for c in spec["columns"] if c in self.config.methods)
+        sel = r[(r.family == spec["effects"]) & (r.method == method)]
+        if spec["scale"] != "all":
+            sel = sel[sel.scale == spec["scale"]]
+        out["reps"] = sel.groupby("level").rep.nunique().reindex(levels).fillna(0).astype(int)
+        return out.dropna(how="all", subset=[c for c in out.columns if not c.endswith("(paper)") and c != "reps"])
+
+    def figure(self, label: str):
+        """Test MSE by method against the level, Gaussian effects left and sparse right (paper's layout)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        scale = FIGURES[label]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for ax, family, xlabel in ((axes[0], "gaussian", "variance of the cluster effects"),
+                                   (axes[1], "sparse", "share of zero cluster effects")):
+            for method in self.config.methods:
+                s = self._cell(family, scale, "test_mse", method).dropna()
+                if len(s):
+                    ax.plot(s.index, s.to_numpy(), marker="o", label=method)
+            ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("test MSE (new-cluster rule)")
+            ax.set_title(f"{family}, {scale}")
+        axes[1].legend()
+        fig.suptitle(f"Figure {label}: predictive MSE, {scale} scale ({self.config.reps} replicate(s))")
+        fig.tight_layout()
+        return fig
+
+    def checks(self) -> pd.DataFrame:
+        """The paper's claims, tested on this run: which hold, with the figures behind them."""
+        r, rows = self.raw, []
+        for scale in SCALES:
+            sub = r[(r.scale == scale) & r.family.isin(["sparse", "gaussian"])]
+            if not {"ols", "mio"} <= set(sub.method) or "beta_error" not in sub:
+                continue
+            m = sub.groupby("method").beta_error.mean()
+            rows.append({"claim": f"MIO's beta error is below OLS's ({scale})", "holds": bool(m["mio"] < m["ols"]),
+                         "evidence": f"mean over scenarios: MIO {m['mio']:.4g}, OLS {m['ols']:.4g}"})
+            s90 = r[(r.scale == scale) & (r.family == "sparse") & np.isclose(r.level, 0.9) & (r.method == "mio")]
+            if len(s90):
+                v = float(s90.sparsity_recovery.mean())
+                rows.append({"claim": f"MIO sets most true zeros to zero at 90% sparsity ({scale})",
+                             "holds": bool(v >= 0.7), "evidence": f"share of true zeros estimated zero: {v:.3f}"})
+        return pd.DataFrame(rows, columns=["claim", "holds", "evidence"])
+
+    def write(self, out: str | Path) -> list[Path]:
+        """CSV and Markdown per table, PNG per figure, the raw metrics and a README; returns the files."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        files = [out / "raw.csv"]
+        self.raw.to_csv(files[0], index=False)
+        md = [f"# hiermio reproduce: the paper's simulation study", "",
+              f"{len(self.raw)} method fits over {self.raw.groupby(['family', 'scale', 'level', 'rep']).ngroups} "
+              f"simulated data sets in {self.elapsed_s:.1f} s (n_jobs={self.n_jobs}, backend {self.backend}).", "",
+              "Configuration: " + json.dumps(asdict(self.config)), ""]
+        md += [f"- {n}" for n in self.notes]
+        for label in self.tables:
+            t = self.table(label)
+            if t.empty:
+                continue
+            files += [out / f"table_{label}.csv", out / f"table_{label}.md"]
+            t.to_csv(files[-2])
+            text = f"## Table {label}. {PAPER_TABLES[label]['title']} ({PAPER_TABLES[label]['metric']})\n\n" \
+                + markdown_table(t) + "\n"
+            files[-1].write_text(text)
+            md += ["", text]
+        for label, scale in FIGURES.items():
+            if scale in set(self.raw.scale):
+                import matplotlib.pyplot as plt
+
+                fig = self.figure(label)
+                files.append(out / f"figure_{label}.png")
+                fig.savefig(files[-1], dpi=100)
+                plt.close(fig)
+                md += ["", f"![Figure {label}](figure_{label}.png)"]
+        checks = self.checks()
+        files.append(out / "checks.csv")
+        checks.to_csv(files[-1], index=False)
+        md += ["", "## The paper's claims on this run", "", markdown_table(checks.set_index("claim"))]
+        files.append(out / "README.md")
+        files[-1].write_text("\n".join(md) + "\n")
+        return files
+
+
+def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
+    """A pipe table (numbers to ``digits`` significant figures, missing as blank)."""
+    def fmt(v) -> str:
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if isinstance(v, (int, np.integer)):
+            return str(v)
+        if isinstance(v, (float, np.floating)):
+            return "" if np.isnan(v) else f"{v:.{digits}g}"
+        return str(v)
+
+    head = [str(df.index.name or ""), *map(str, df.columns)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for idx, row in df.iterrows():
+        lines.append("| " + " | ".join([fmt(idx), *(fmt(v) for v in row.to_numpy())]) + " |")
+    return "\n".join(lines)
+
+
+def run_study(
+    tables: str | Sequence[str] = "all",
+    reps: int = 10,
+    scales: Sequence[str] = tuple(SCALES),
+    n_jobs: int | None = None,
+    backend: str = "loky",
+    progress: bool | None = None,
+    levels: dict[str, Sequence[float]] | None = None,
+    **config,
+) -> Study:
+    """Run the replicates the ``tables`` (and Figures 2, A1, A2) need over ``scales``.
+
+    ``backend="dask"`` runs them on a local dask.distributed cluster through joblib; the results
+    do not depend on the backend. Extra keywords set :class:`StudyConfig` fields; ``levels``
+    thins a family's grid (``{"sparse": [0.9, 0.5]}``).
+    """
+    labels = parse_tables(tables)
+    if int(reps) < 1:
+        raise HierMIOError(f"reps must be at least 1, got {reps!r}")
+    methods = tuple(config.pop("methods", METHODS))
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise HierMIOError(f"unknown method(s) {bad}; methods are {list(METHODS)}")
+    unknown = set(config) - set(StudyConfig.__dataclass_fields__)
+    if unknown:
+        raise HierMIOError(f"unknown study option(s) {sorted(unknown)}")
+    cfg = StudyConfig(reps=int(reps), methods=methods, **config)
+    scenarios = study_scenarios(labels, list(scales), levels=levels)
+    jobs = [delayed(run_replicate)(sc, rep, cfg) for sc in scenarios for rep in range(cfg.reps)]
+    t0 = time.perf_counter()
+    if backend == "loky":
+        results = run_parallel(jobs, n_jobs, progress, desc="scenarios")
+    elif backend == "dask":
+        import joblib
+        from dask.distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=max(1, n_jobs or 1), threads_per_worker=1, processes=True,
+                          dashboard_address=":0") as cluster, Client(cluster), joblib.parallel_backend("dask"):
+            results = run_parallel(jobs, n_jobs, progress, desc="scenarios")
+    else:
+        raise HierMIOError(f"backend must be 'loky' or 'dask', got {backend!r}")
+    raw = pd.DataFrame([row for rows in results for row in rows])
+    notes = [f"{int((raw.status == 'unavailable').sum())} lme4 fits skipped: R with lme4 is not available"] \
+        if "status" in raw and (raw.status == "unavailable").any() else []
+    return Study(raw, cfg, labels, time.perf_counter() - t0, n_jobs, backend, notes)
