@@ -12,7 +12,7 @@ import pandas as pd
 from .design import Design, build_design
 from .exceptions import HierMIOError
 from .heuristics import greedy, local_search
-from .oa import SolverOptions, SolverProgress, solve
+from .oa import SolverOptions, SolverProgress, bound_only, solve
 from .parallel import progress_enabled
 from .results import MIOFit
 from .selection import Budget, SelectionProblem
@@ -148,17 +148,19 @@ def fit_problem(
     options: SolverOptions,
     warm: np.ndarray | None = None,
     t0: float | None = None,
+    certify: bool = True,
 ) -> MIOFit:
     """Heuristic start (greedy from ``warm`` if given, then swaps), branch-and-cut, fitted result.
 
     The shared step of :func:`fit` and :func:`hiermio.path`, which builds the problem once per budget
-    on the same sufficient statistics.
+    on the same sufficient statistics. With ``certify=False`` the branch-and-cut is skipped and the
+    heuristic support is certified by the continuous relaxation's bound alone.
     """
     t0 = time.perf_counter() if t0 is None else t0
     t1 = time.perf_counter()
     start = local_search(problem, greedy(problem, start=warm))
     t2 = time.perf_counter()
-    support, cert = solve(problem, [start], options)
+    support, cert = solve(problem, [start], options) if certify else (start, bound_only(problem, start, options))
     mu = problem.stats.mu
     ev = problem.stats.evaluate(problem.columns(support))
     rss = ev.value - float(np.sum(mu * ev.gamma**2))

@@ -14,6 +14,7 @@ factor levels in the order hiermio uses (a categorical's order, else sorted valu
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -88,6 +89,10 @@ def _r_session():
 
 def _load_r():
     if not _R:
+        # starting R puts its library path (with the system's /usr/lib) into LD_LIBRARY_PATH; child
+        # processes (joblib, dask) started later would then load the system's libraries into this
+        # Python and fail ("undefined symbol"). R's libraries are loaded by then, so put it back.
+        saved = os.environ.get("LD_LIBRARY_PATH")
         try:
             from rpy2.rinterface_lib import callbacks
 
@@ -96,6 +101,11 @@ def _load_r():
         except Exception as exc:  # ImportError, or R's shared library failing to load
             raise RNotAvailableError(f"lme4 comparisons need R through rpy2, which failed to load ({exc}); "
                                      + _INSTALL) from None
+        finally:
+            if saved is None:
+                os.environ.pop("LD_LIBRARY_PATH", None)
+            else:
+                os.environ["LD_LIBRARY_PATH"] = saved
         try:
             ro.r("suppressPackageStartupMessages(library(lme4))")
         except Exception:

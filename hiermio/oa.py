@@ -68,7 +68,7 @@ class SolverOptions:
 class Certificate:
     """How close to optimal the returned support is proven to be."""
 
-    status: str  # optimal | gap_limit | time_limit | node_limit | interrupted | closed_form
+    status: str  # optimal | gap_limit | time_limit | node_limit | interrupted | closed_form | relaxation_bound
     primal: float  # c at the returned support (original scale)
     dual: float  # proven lower bound on the optimum (original scale)
     nodes: int = 0
@@ -322,6 +322,27 @@ def solve(
     cert = Certificate(status, value, dual, nodes=model.getNTotalNodes(), cuts=ms.n_cuts,
                        evaluations=problem.n_evaluations - ms.first_evaluation, time=time.perf_counter() - t0)
     return support, cert
+
+
+def bound_only(problem: SelectionProblem, support: np.ndarray, options: SolverOptions | None = None) -> Certificate:
+    """Certificate of ``support`` from the continuous relaxation alone (no branch-and-bound).
+
+    The bound is Frank-Wolfe's on the perspective relaxation over the whole budget polytope, so the
+    gap is proven, if looser than a search would make it.
+    """
+    opts = options or SolverOptions()
+    t0 = time.perf_counter()
+    n0 = problem.n_evaluations
+    value = problem.value(support)
+    U = problem.n_units
+    trivial = np.all((problem.budgets == 0) | (problem.budgets == problem.group_sizes))
+    if U == 0 or trivial:
+        return Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
+    _, bound = frank_wolfe(problem, support, np.zeros(U), np.ones(U),
+                           iterations=min(opts.fw_iterations_root, 20 + 5 * U), cutoff=value * (1 - opts.gap))
+    status = "gap_limit" if bound >= value * (1 - opts.gap) else "relaxation_bound"
+    return Certificate(status, value, min(bound, value), evaluations=problem.n_evaluations - n0,
+                       time=time.perf_counter() - t0)
 
 
 def _configure(model: Model, opts: SolverOptions) -> None:

@@ -67,6 +67,7 @@ def path(
     seed: int = 0,
     new_levels: str = "population",
     cluster_features: Sequence[str] | None = None,
+    certify: bool = True,
     progress: bool | None = None,
 ) -> Path:
     """Fit every budget in ``budgets`` (one int for every group), in increasing order.
@@ -74,6 +75,12 @@ def path(
     The design and sufficient statistics are built once; each budget's heuristic start grows the
     previous budget's support. With ``validation`` data, each fit's validation MSE is tabulated;
     its unseen clusters are predicted by ``new_levels`` (and ``cluster_features`` for "features").
+
+    ``certify=False`` skips the branch-and-bound: each budget keeps its heuristic support, with
+    the gap proven by the continuous relaxation alone (status "relaxation_bound" unless that
+    already meets ``gap``). Budgets far from the true sparsity are near-ties among many supports
+    and can take a search far longer than the budget that matters, so a screening path followed by
+    one certified :func:`hiermio.fit` at the chosen budget is the fast route (``bench_path.py``).
     """
     _check_options(ridge, time_limit, gap)
     budgets = sorted(set(int(b) for b in budgets))
@@ -90,7 +97,7 @@ def path(
         t0 = time.perf_counter()
         capped = SelectionProblem.capped_budget(design, b, selection)
         problem = SelectionProblem.build(design, capped, mu, selection, stats=stats)
-        res = fit_problem(design, problem, ridge, opts, warm=warm, t0=t0)
+        res = fit_problem(design, problem, ridge, opts, warm=warm, t0=t0, certify=certify)
         warm = res.support
         fits[b] = res
         c = res.certificate

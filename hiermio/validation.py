@@ -79,10 +79,10 @@ class CVResult:
 _PATH_OPTIONS = ("ridge", "selection", "time_limit", "gap", "seed")
 
 
-def _fold_errors(formula, train, valid, budgets, new_levels, cluster_features, fit_options) -> list[float]:
+def _fold_errors(formula, train, valid, budgets, new_levels, cluster_features, certify, fit_options) -> list[float]:
     opts = {k: v for k, v in fit_options.items() if k in _PATH_OPTIONS}
     p = path(formula, train, budgets, validation=valid, new_levels=new_levels, cluster_features=cluster_features,
-             progress=False, **opts)
+             certify=certify, progress=False, **opts)
     return p.table.validation_mse.tolist()
 
 
@@ -98,6 +98,7 @@ def cv(
     progress: bool | None = None,
     new_levels: str = "population",
     cluster_features: Sequence[str] | None = None,
+    certify: bool = False,
     **fit_options,
 ) -> CVResult:
     """Validation MSE for each budget, the chosen budget, and the fit on all data at that budget.
@@ -108,7 +109,9 @@ def cv(
     "cluster"), with ``cluster_features`` naming the cluster-level columns of the "features" rule.
     Held-out clusters can only reward a budget when their effects are predictable from what is
     known about them (their covariates or cluster features); otherwise the scheme favours small
-    budgets. Folds run in parallel through joblib with ``n_jobs``.
+    budgets. The folds' paths screen (``certify=False``: heuristic supports with the relaxation's
+    proven gap, see :func:`hiermio.path`); ``certify=True`` runs branch-and-bound on every fold
+    and budget. The final fit at the chosen budget is certified either way. Folds run in parallel through joblib with ``n_jobs``.
     """
     parsed = parse_formula(formula)
     if not parsed.random:
@@ -134,7 +137,8 @@ def cv(
         splits = list(scheme.split(data, groups=labels.to_numpy()))
     else:
         raise HierMIOError(f"scheme must be 'within', 'cluster' or a scikit-learn splitter, got {scheme!r}")
-    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features, fit_options)
+    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features, certify,
+                                  fit_options)
             for tr, va in splits)
     errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds, budgets)
     table = pd.DataFrame({"mean_mse": errors.mean(axis=0),

@@ -29,3 +29,20 @@ def test_path_validation_error_is_the_fits_test_error():
         assert p.table.loc[b, "validation_mse"] == pytest.approx(mse)
     fig = p.plot()
     assert len(fig.axes) == 3
+
+
+def test_screening_path_bounds_bracket_the_brute_force_optimum():
+    from conftest import brute_force
+
+    df = simulate(K=8, n_per=10, n_nonzero=3, effect=1.0, seed=12)
+    quick = hm.path("y ~ x + (1 | g)", df, budgets=range(0, 9), certify=False)
+    exact = hm.path("y ~ x + (1 | g)", df, budgets=range(0, 9), gap=0.0)
+    assert set(quick.table.status) <= {"relaxation_bound", "gap_limit", "closed_form"}
+    assert all(f.certificate.nodes == 0 for f in quick.fits.values())  # no branch-and-bound ran
+    for b in range(1, 8):
+        fit = quick.fits[b]
+        best, _ = brute_force(fit.problem, fit.design, fit.mu)
+        c = fit.certificate
+        assert c.dual <= best * (1 + 1e-9) and c.primal >= best * (1 - 1e-9)
+        assert c.primal >= exact.table.loc[b, "objective"] * (1 - 1e-9)
+        assert c.gap == pytest.approx((c.primal - c.dual) / c.primal)
