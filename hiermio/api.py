@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from numbers import Real
 from typing import Callable, Literal
 
@@ -81,6 +82,7 @@ def fit(
     verbose: bool = False,
     progress: bool | None = None,
     callback: Callable[[SolverProgress], None] | None = None,
+    certify: bool = True,
 ) -> MIOFit:
     """Fit an lme4 formula with at most ``budget`` nonzero cluster effects, certified by SCIP.
 
@@ -111,6 +113,9 @@ def fit(
         Show a progress bar (default: when stderr is a terminal).
     callback
         Called with a :class:`SolverProgress` at most twice a second during the search.
+    certify
+        ``False`` skips the branch-and-bound: the heuristic support is returned with the gap the
+        continuous relaxation alone proves (status ``"relaxation_bound"``), in a fraction of the time.
 
     Examples
     --------
@@ -136,7 +141,7 @@ def fit(
     opts = SolverOptions(time_limit=time_limit, gap=gap, seed=seed, threads=threads, verbose=verbose,
                          callback=report if (bar_update or callback) else None)
     try:
-        return fit_problem(design, problem, ridge, opts, t0=t0)
+        return fit_problem(design, problem, ridge, opts, t0=t0, certify=certify)
     finally:
         bar_close()
 
@@ -158,9 +163,12 @@ def fit_problem(
     """
     t0 = time.perf_counter() if t0 is None else t0
     t1 = time.perf_counter()
-    start = local_search(problem, greedy(problem, start=warm))
+    # the time limit covers the heuristics and the search: the heuristics may use half of it
+    heuristic_deadline = t1 + 0.5 * options.time_limit
+    start = local_search(problem, greedy(problem, start=warm, deadline=heuristic_deadline), deadline=heuristic_deadline)
     t2 = time.perf_counter()
-    support, cert = solve(problem, [start], options) if certify else (start, bound_only(problem, start, options))
+    rest = replace(options, time_limit=max(0.0, options.time_limit - (t2 - t1)))
+    support, cert = solve(problem, [start], rest) if certify else (start, bound_only(problem, start, rest))
     mu = problem.stats.mu
     ev = problem.stats.evaluate(problem.columns(support))
     rss = ev.value - float(np.sum(mu * ev.gamma**2))

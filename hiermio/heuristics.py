@@ -2,7 +2,9 @@
 
 They give the branch-and-cut a strong starting solution and a first set of cuts. Both work on
 unit-level binary supports and call the exact evaluator, so they never trade accuracy for speed,
-only coverage (how many candidates are tried).
+only coverage (how many candidates are tried). Both stop at a ``deadline`` (a
+``time.perf_counter()`` value): greedy then fills the budgets by the gradient at hand, and the
+swap search returns the best support so far.
 
 >>> import numpy as np, pandas as pd
 >>> from hiermio.design import build_design
@@ -17,6 +19,7 @@ only coverage (how many candidates are tried).
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -26,7 +29,12 @@ from .selection import SelectionProblem
 __all__ = ["greedy", "local_search"]
 
 
-def greedy(problem: SelectionProblem, n_candidates: int = 5, start: np.ndarray | None = None) -> np.ndarray:
+def _late(deadline: float | None) -> bool:
+    return deadline is not None and time.perf_counter() > deadline
+
+
+def greedy(problem: SelectionProblem, n_candidates: int = 5, start: np.ndarray | None = None,
+           deadline: float | None = None) -> np.ndarray:
     """Forward selection: add, one at a time, the unit that lowers c(s) most.
 
     Candidates are the ``n_candidates`` units with the steepest gradient (the first-order gain);
@@ -47,6 +55,11 @@ def greedy(problem: SelectionProblem, n_candidates: int = 5, start: np.ndarray |
             return s
         _, grad = problem.evaluate(s)
         idx = np.flatnonzero(eligible)
+        if _late(deadline):  # out of time: the steepest units fill what is left of each budget
+            for g in open_groups:
+                members = idx[problem.group_of_unit[idx] == g]
+                s[members[np.argsort(grad[members], kind="stable")[: remaining[g]]]] = 1.0
+            return s
         cand = idx[np.argsort(grad[idx], kind="stable")[:n_candidates]]
         values = []
         for u in cand:
@@ -64,6 +77,7 @@ def local_search(
     n_candidates: int | None = 20,
     max_passes: int = 100,
     on_pass: Callable[[int, float], None] | None = None,
+    deadline: float | None = None,
 ) -> np.ndarray:
     """Best-improvement 1-swap search within each budget group.
 
@@ -84,6 +98,8 @@ def local_search(
             if n_candidates is not None:
                 outside = outside[np.argsort(grad[outside], kind="stable")[:n_candidates]]
             for u in inside:
+                if _late(deadline):
+                    break
                 s[u] = 0.0
                 for v in outside:
                     s[v] = 1.0
@@ -94,9 +110,12 @@ def local_search(
                 s[u] = 1.0
         if best[1] is None or best[0] >= value - 1e-12 * abs(value):
             break
+        # a pass cut short by the deadline still takes the best swap it found
         s[best[1]], s[best[2]] = 0.0, 1.0
         current, grad = problem.evaluate(s)
         value = current.value
         if on_pass is not None:
             on_pass(pass_no, value)
+        if _late(deadline):
+            break
     return s

@@ -105,6 +105,7 @@ class _Master:
         self.first_evaluation = problem.n_evaluations
         self.rounds: dict[int, int] = {}
         self.start = time.perf_counter()
+        self.deadline = self.start + opts.time_limit
         self.last_report = 0.0
 
     # scaled value and unit gradient at s (cached for binary points)
@@ -233,7 +234,7 @@ class _OACuts(Conshdlr):
         # the cut at the best Frank-Wolfe point of this node's relaxation lifts the LP to that bound
         lower, upper = ms.local_bounds()
         point, _ = frank_wolfe(ms.problem, s, lower, upper, iterations=min(ms.opts.fw_iterations_node, 5 + U),
-                               cutoff=ms.best_value * ms.scale)
+                               cutoff=ms.best_value * ms.scale, deadline=ms.deadline)
         cp, gp = ms.oracle(point)
         cut_at_lp = cp + gp @ (s - point)
         if eta >= cut_at_lp - 1e-7 * max(1.0, abs(cp)):
@@ -285,7 +286,7 @@ def solve(
     incumbent = min((problem.value(np.asarray(x, float)) for x in starts), default=np.inf)
     # small problems need few iterations, and none once the bound meets the incumbent
     fw_point, _ = frank_wolfe(problem, fw_start, np.zeros(U), ones, iterations=min(opts.fw_iterations_root, 20 + 5 * U),
-                              cutoff=incumbent * (1 - opts.gap))
+                              cutoff=incumbent * (1 - opts.gap), deadline=t0 + 0.5 * opts.time_limit)
     for s0 in [ones, fw_point, *starts]:
         c, g = ms.oracle(np.asarray(s0, float))
         model.addCons(ms.eta - quicksum(float(g[u]) * ms.s_vars[u] for u in range(U) if g[u] != 0) >= c - g @ s0)
@@ -307,6 +308,8 @@ def solve(
         model.setSolVal(sol, ms.eta, ms.oracle(np.asarray(best, float))[0])
         model.addSol(sol)
 
+    # the clock runs from the call: set-up and the root relaxation count against the limit
+    model.setParam("limits/time", max(0.01, opts.time_limit - (time.perf_counter() - t0)))
     model.optimize()
     status = {"optimal": "optimal", "gaplimit": "gap_limit", "timelimit": "time_limit",
               "nodelimit": "node_limit", "userinterrupt": "interrupted"}.get(model.getStatus(), model.getStatus())
@@ -338,8 +341,8 @@ def bound_only(problem: SelectionProblem, support: np.ndarray, options: SolverOp
     trivial = np.all((problem.budgets == 0) | (problem.budgets == problem.group_sizes))
     if U == 0 or trivial:
         return Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
-    _, bound = frank_wolfe(problem, support, np.zeros(U), np.ones(U),
-                           iterations=min(opts.fw_iterations_root, 20 + 5 * U), cutoff=value * (1 - opts.gap))
+    _, bound = frank_wolfe(problem, support, np.zeros(U), np.ones(U), iterations=min(opts.fw_iterations_root, 20 + 5 * U),
+                           cutoff=value * (1 - opts.gap), deadline=t0 + opts.time_limit)
     status = "gap_limit" if bound >= value * (1 - opts.gap) else "relaxation_bound"
     return Certificate(status, value, min(bound, value), evaluations=problem.n_evaluations - n0,
                        time=time.perf_counter() - t0)

@@ -24,6 +24,8 @@ True
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .selection import SelectionProblem
@@ -51,11 +53,13 @@ def frank_wolfe(
     iterations: int = 100,
     tol: float = 1e-6,
     cutoff: float = np.inf,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """Point with the best Frank-Wolfe lower bound on the box-restricted relaxation, and that bound.
 
     Stops early once the duality gap is below ``tol`` relative to c, or once the bound reaches
-    ``cutoff`` (a known solution's value: the box can then hold nothing better).
+    ``cutoff`` (a known solution's value: the box can then hold nothing better), or at
+    ``deadline`` (a ``time.perf_counter()`` value). Every iterate's bound is valid.
     """
     s = np.clip(np.asarray(start, dtype=float), lower, upper)
     best_point, best_bound = s.copy(), -np.inf
@@ -66,6 +70,8 @@ def frank_wolfe(
         if ev.value - gap > best_bound:
             best_point, best_bound = s.copy(), ev.value - gap
         if gap <= tol * max(1.0, abs(ev.value)) or best_bound >= cutoff:
+            break
+        if deadline is not None and time.perf_counter() > deadline:
             break
         s = s + 2.0 / (t + 3.0) * (v - s)
     return best_point, best_bound

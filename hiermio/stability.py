@@ -82,8 +82,8 @@ class Stability:
         return fig
 
 
-def _selected(formula, half, budget, fit_options) -> dict[str, list]:
-    return fit(formula, half, budget, progress=False, **fit_options).selected
+def _selected(formula, half, budget, certify, fit_options) -> dict[str, list]:
+    return fit(formula, half, budget, progress=False, certify=certify, **fit_options).selected
 
 
 def stability(
@@ -94,9 +94,14 @@ def stability(
     random_state: int = 0,
     n_jobs: int | None = None,
     progress: bool | None = None,
+    certify: bool = False,
     **fit_options,
 ) -> Stability:
-    """Selection frequencies over ``B`` fits on complementary half-samples of every cluster's rows."""
+    """Selection frequencies over ``B`` fits on complementary half-samples of every cluster's rows.
+
+    The half-sample fits screen (``certify=False``: heuristic supports, see :func:`hiermio.fit`);
+    ``certify=True`` runs branch-and-bound on each. Other keywords go to :func:`hiermio.fit`.
+    """
     if B < 2 or B % 2:
         raise HierMIOError(f"B must be an even number of fits (complementary pairs), at least 2; got {B!r}")
     design = build_design(formula, data)
@@ -113,7 +118,7 @@ def stability(
             idx = rng.permutation(pos.to_numpy())
             first[idx[: len(idx) // 2]] = True
         halves += [first, ~first]
-    jobs = (delayed(_selected)(formula, data.iloc[np.flatnonzero(h)], budget, fit_options) for h in halves)
+    jobs = (delayed(_selected)(formula, data.iloc[np.flatnonzero(h)], budget, certify, fit_options) for h in halves)
     results = run_parallel(jobs, n_jobs, progress, desc="half-sample fits")
     freq, mean_sel = {}, {}
     for t in design.terms:
