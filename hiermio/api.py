@@ -104,8 +104,9 @@ def fit(
     na_action
         ``"drop"`` rows with missing values (counted in the summary) or ``"raise"``.
     time_limit, gap
-        Stop the branch-and-cut after this many seconds, or once the relative gap is this small.
-        Either way the best support found is returned with the gap proven.
+        Stop after this many seconds (the heuristics may use half of them, the branch-and-cut the
+        rest), or once the relative gap is this small. Either way the best support found is
+        returned with the gap proven.
     seed, threads, verbose
         SCIP's random seeds, its ``parallel/maxnthreads`` and its log. The branch-and-cut calls
         back into Python for every cut, so it runs on one thread whatever ``threads`` says.
