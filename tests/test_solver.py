@@ -147,3 +147,23 @@ def test_heuristics_past_their_deadline_still_return_a_full_feasible_support():
     late = local_search(problem, s, deadline=past)
     assert late.sum() == 7 and problem.value(late) <= problem.value(s)  # at most one improving swap
     assert problem.value(full) <= problem.value(late) + 1e-9
+
+
+def test_large_crossed_supports_solved_iteratively_match_a_dense_fit():
+    from conftest import dense_ridge
+    from hiermio.sufficient import _DENSE_LIMIT, SufficientStats
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    df = pd.DataFrame({"g": rng.integers(0, 300, n), "h": rng.integers(0, 200, n), "x": rng.normal(size=n)})
+    df["y"] = 0.5 * df.x + rng.normal(size=300)[df.g] * 0.5 + rng.normal(size=200)[df.h] * 0.5 + rng.normal(size=n)
+    design = build_design("y ~ x + (1 | g) + (1 | h)", df)
+    mu = default_mu(design, 0.1)
+    stats = SufficientStats.from_design(design, mu)
+    cols = np.arange(design.n_columns)
+    assert cols.size > _DENSE_LIMIT and stats.blocks is None  # the iterative path
+    ev = stats.evaluate(np.ones(cols.size))
+    value, beta, gamma = dense_ridge(design, mu, cols)
+    assert ev.value == pytest.approx(value, rel=1e-10)
+    np.testing.assert_allclose(ev.beta, beta, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ev.gamma, gamma, rtol=1e-7, atol=1e-9)
