@@ -199,10 +199,10 @@ class LmerFit:
     def predict(self, newdata: pd.DataFrame, re_form: Any = None, allow_new_levels: bool = True) -> pd.Series:
         """lme4's ``predict(fit, newdata, re.form, allow.new.levels)``."""
         self._need_fit()
-        ro = _r()["ro"]
         cols = _used_columns(self.formula, newdata, need_response=False)
         try:
-            with _r_session():
+            with _r_session() as R:
+                ro = R["ro"]
                 kw = {"newdata": _to_r_frame(newdata, cols), "allow.new.levels": allow_new_levels}
                 if re_form is not None:
                     kw["re.form"] = ro.NA_Logical
@@ -222,10 +222,8 @@ def _used_columns(formula: str, data: pd.DataFrame, need_response: bool = True) 
 
 def lmer(formula: str, data: pd.DataFrame, REML: bool = True) -> LmerFit:  # noqa: N803 - lme4's name
     """Fit ``lme4::lmer(formula, data, REML)`` in R; never raises for lme4's own failures."""
-    R = _r()
-    ro = R["ro"]
     t0 = time.perf_counter()
-    with _r_session():
+    with _r_session() as R:
         return _lmer_result(R, formula, data, REML, t0)
 
 

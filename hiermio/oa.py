@@ -265,8 +265,7 @@ def solve(
     t0 = time.perf_counter()
     U = problem.n_units
     null_value = problem.value(np.zeros(U))
-    trivial = np.all((problem.budgets == 0) | (problem.budgets == problem.group_sizes))
-    if U == 0 or trivial or null_value <= 1e-300:
+    if _no_choice(problem) or null_value <= 1e-300:
         s = problem.top_within_budget(np.zeros(U)) if not null_value <= 1e-300 else np.zeros(U)
         value = problem.value(s)
         return s, Certificate("closed_form", value, value, evaluations=2, time=time.perf_counter() - t0)
@@ -284,8 +283,8 @@ def solve(
         model.addCons(quicksum(ms.s_vars[u] for u in idx) <= int(lam), name=f"budget{gi}")
     fw_start = np.mean([np.asarray(x, float) for x in starts], axis=0) if starts else np.zeros(U)
     incumbent = min((problem.value(np.asarray(x, float)) for x in starts), default=np.inf)
-    # small problems need few iterations, and none once the bound meets the incumbent
-    fw_point, _ = frank_wolfe(problem, fw_start, np.zeros(U), ones, iterations=min(opts.fw_iterations_root, 20 + 5 * U),
+    # none once the bound meets the incumbent
+    fw_point, _ = frank_wolfe(problem, fw_start, np.zeros(U), ones, iterations=_root_iterations(opts, U),
                               cutoff=incumbent * (1 - opts.gap), deadline=t0 + 0.5 * opts.time_limit)
     for s0 in [ones, fw_point, *starts]:
         c, g = ms.oracle(np.asarray(s0, float))
@@ -338,18 +337,27 @@ def bound_only(problem: SelectionProblem, support: np.ndarray, options: SolverOp
     n0 = problem.n_evaluations
     value = problem.value(support)
     U = problem.n_units
-    trivial = np.all((problem.budgets == 0) | (problem.budgets == problem.group_sizes))
-    if U == 0 or trivial:
+    if _no_choice(problem):
         return Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
-    _, bound = frank_wolfe(problem, support, np.zeros(U), np.ones(U), iterations=min(opts.fw_iterations_root, 20 + 5 * U),
+    _, bound = frank_wolfe(problem, support, np.zeros(U), np.ones(U), iterations=_root_iterations(opts, U),
                            cutoff=value * (1 - opts.gap), deadline=t0 + opts.time_limit)
     status = "gap_limit" if bound >= value * (1 - opts.gap) else "relaxation_bound"
     return Certificate(status, value, min(bound, value), evaluations=problem.n_evaluations - n0,
                        time=time.perf_counter() - t0)
 
 
+def _no_choice(problem: SelectionProblem) -> bool:
+    """Every budget is 0 or its whole group: the support is determined."""
+    return problem.n_units == 0 or bool(np.all((problem.budgets == 0) | (problem.budgets == problem.group_sizes)))
+
+
+def _root_iterations(opts: SolverOptions, n_units: int) -> int:
+    # small problems need few Frank-Wolfe iterations at the root
+    return min(opts.fw_iterations_root, 20 + 5 * n_units)
+
+
 def _configure(model: Model, opts: SolverOptions) -> None:
-    model.setParam("limits/time", float(opts.time_limit))
+    # limits/time is set just before optimize(), from the time left
     model.setParam("limits/gap", float(opts.gap))
     model.setParam("numerics/feastol", _FEASTOL)
     model.setParam("randomization/randomseedshift", int(opts.seed))

@@ -22,7 +22,6 @@ _GAMMA = ("lmer", "mio")
 
 
 def _table(title, effects, scale, metric, columns, levels, values):
-    assert len(levels) == len(values) and all(len(v) == len(columns) for v in values)
     return {"title": title, "effects": effects, "scale": scale, "metric": metric, "columns": columns,
             "rows": dict(zip(levels, values))}
 

@@ -104,6 +104,7 @@ def path(
         row = {"budget": b, "objective": c.primal, "bound": c.dual, "gap": c.gap, "status": c.status,
                "nonzero": res.n_nonzero, "time_s": res.timings["total"]}
         if validation is not None:
-            row["validation_mse"] = float(np.mean((y_val - res.predict(validation, new_levels=new_levels, cluster_features=cluster_features).to_numpy()) ** 2))
+            pred = res.predict(validation, new_levels=new_levels, cluster_features=cluster_features)
+            row["validation_mse"] = float(np.mean((y_val - pred.to_numpy()) ** 2))
         rows.append(row)
     return Path(pd.DataFrame(rows).set_index("budget"), fits)

@@ -26,7 +26,7 @@ import pandas as pd
 from .exceptions import HierMIOError
 
 __all__ = ["simulate_atypical", "SCALES", "SPARSE_SHARES", "GAUSSIAN_VARIANCES", "Simulation", "simulate_clustered", "scenarios",
-           "true_icc", "beta_error", "gamma_error", "sparsity_recovery"]
+           "true_icc", "beta_error", "gamma_error", "sparsity_recovery", "zeros_recovered"]
 
 SCALES = {"low": (4, 10), "medium": (10, 25), "high": (14, 35)}
 SPARSE_SHARES = (0.90, 0.80, 0.75, 0.66, 0.60, 0.50, 0.40, 0.33, 0.25, 0.20, 0.10, 0.0)
@@ -137,6 +137,17 @@ def sparsity_recovery(sim: Simulation, effects: pd.Series) -> float:
         return float("nan")
     est = effects.reindex(range(len(sim.gamma))).fillna(0.0).to_numpy()
     return float(np.mean(est[zero] == 0))
+
+
+def zeros_recovered(sim: Simulation, effects: pd.Series) -> float:
+    """True zeros estimated exactly zero, as a share of all K clusters (the paper's Table A5).
+
+    >>> sim = simulate_clustered("low", "sparse", 0.5, seed=1)
+    >>> zeros_recovered(sim, pd.Series(sim.gamma)), sparsity_recovery(sim, pd.Series(sim.gamma))
+    (0.5, 1.0)
+    """
+    est = effects.reindex(range(len(sim.gamma))).fillna(0.0).to_numpy()
+    return float(np.sum((sim.gamma == 0) & (est == 0)) / len(sim.gamma))
 
 
 def simulate_atypical(

@@ -202,7 +202,7 @@ def _solve_spd(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
     not settle falls back to the sparse LU.
     """
     inv_diag = 1.0 / A.diagonal()
-    M = sp.linalg.LinearOperator(A.shape, matvec=lambda v: inv_diag * v, dtype=float)
+    M = scipy.sparse.linalg.LinearOperator(A.shape, matvec=lambda v: inv_diag * v, dtype=float)
     out = np.empty_like(rhs)
     for j in range(rhs.shape[1]):
         x, info = scipy.sparse.linalg.cg(A, rhs[:, j], rtol=1e-13, atol=0.0, maxiter=5000, M=M)

@@ -37,6 +37,7 @@ def test_paper_tables_are_complete():
     for label in TABLE_ORDER:
         t = PAPER_TABLES[label]
         assert all(len(v) == len(t["columns"]) for v in t["rows"].values()), label
+        assert len(t["rows"]) == {"sparse": 12, "gaussian": 10, "icc": 9}[t["effects"]], label
     # the text's own check on Table 3: MIO below LMEM at every sparsity level
     t3 = PAPER_TABLES["3"]
     assert all(v[3] < v[2] for v in t3["rows"].values())
@@ -96,3 +97,12 @@ def test_command_line_writes_the_tables(tmp_path, capsys):
     assert (tmp_path / "figure_A1.png").exists() and not (tmp_path / "figure_2.png").exists()
     rc = main(["reproduce", "--tables", "B7", "--out", str(tmp_path)])
     assert rc == 2 and "unknown table 'B7'" in capsys.readouterr().err
+
+
+def test_tables_of_methods_not_run_are_left_out():
+    study = run_study(tables=["2", "A1"], reps=1, scales=["low"], levels={"sparse": [0.5], "gaussian": [10.0]},
+                      methods=["ols"], progress=False)
+    assert study.table("2").empty  # gamma recovery: lme4 and MIO only
+    assert list(study.table("A1").columns) == ["ols", "ols (paper)", "reps"]
+    with pytest.raises(HierMIOError, match="'B2'"):
+        study.table("B2")
