@@ -77,6 +77,9 @@ test_that("compare_lmer chooses the budget by cross-validation when asked", {
 })
 
 test_that("the documented examples run", {
+  # the examples plot; draw to a null device instead of leaving Rplots.pdf behind
+  grDevices::pdf(NULL)
+  on.exit(grDevices::dev.off(), add = TRUE)
   for (topic in c("hmio", "compare_lmer", "hiermio_python")) {
     expect_no_error(suppressMessages(capture.output(example(topic, package = "hiermio", character.only = TRUE,
                                                             echo = FALSE, ask = FALSE))))
