@@ -28,7 +28,7 @@ from pyscipopt import __version__ as pyscipopt_version
 from .relaxation import frank_wolfe
 from .selection import SelectionProblem
 
-__all__ = ["SolverOptions", "SolverProgress", "Certificate", "solve"]
+__all__ = ["SolverOptions", "SolverProgress", "Certificate", "solve", "bound_only"]
 
 # SCIP's feasibility tolerance, in scaled units (objective divided by c(0), so of order one). An
 # integral point whose eta is below c(s) by more than this gets a cut; within it, the LP cannot be
@@ -331,6 +331,16 @@ def bound_only(problem: SelectionProblem, support: np.ndarray, options: SolverOp
 
     The bound is Frank-Wolfe's on the perspective relaxation over the whole budget polytope, so the
     gap is proven, if looser than a search would make it.
+
+    >>> import numpy as np, pandas as pd
+    >>> from hiermio.design import build_design
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(np.arange(6), 10), "x": rng.normal(size=60)})
+    >>> df["y"] = df.x + np.where(df.g == 0, 2.0, 0.0) + rng.normal(size=60)
+    >>> sel = SelectionProblem.build(build_design("y ~ x + (1 | g)", df), budget=1, mu=np.ones(6))
+    >>> cert = bound_only(sel, np.eye(6)[0])
+    >>> bool(cert.dual <= min(sel.value(np.eye(6)[k]) for k in range(6)) <= cert.primal), cert.nodes
+    (True, 0)
     """
     opts = options or SolverOptions()
     t0 = time.perf_counter()

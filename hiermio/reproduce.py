@@ -103,6 +103,9 @@ def study_scenarios(tables: Sequence[str], scales: Sequence[str], figures: bool 
     bad = [s for s in scales if s not in SCALES]
     if bad:
         raise HierMIOError(f"unknown scale(s) {bad}; scales are {list(SCALES)}")
+    bad = sorted(set(levels or {}) - set(_FAMILY_LEVELS))
+    if bad:
+        raise HierMIOError(f"levels has unknown scenario famil(ies) {bad}; families are {list(_FAMILY_LEVELS)}")
     need: set[tuple[str, str]] = set()
     for label in tables:
         t = PAPER_TABLES[label]
@@ -139,7 +142,12 @@ def _effect_metrics(sim, fixef: pd.Series, ranef: dict[str, pd.DataFrame], icc: 
 
 
 def run_replicate(scenario: dict, rep: int, config: StudyConfig) -> list[dict]:
-    """Fit every method on one simulated data set; one row of metrics per method."""
+    """Fit every method on one simulated data set; one row of metrics per method.
+
+    >>> rows = run_replicate({"family": "sparse", "scale": "low", "level": 0.5}, 0, StudyConfig(methods=("ols",)))
+    >>> rows[0]["method"], rows[0]["beta_error"] > 0, "gamma_error" in rows[0]
+    ('ols', True, False)
+    """
     from sklearn.linear_model import LinearRegression, RidgeCV
 
     from .api import fit
@@ -327,7 +335,13 @@ class Study:
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
-    """A pipe table (numbers to ``digits`` significant figures, missing as blank)."""
+    """A pipe table (numbers to ``digits`` significant figures, missing as blank).
+
+    >>> print(markdown_table(pd.DataFrame({"mio": [0.000123456]}, index=pd.Index([0.9], name="level"))))
+    | level | mio |
+    |---|---|
+    | 0.9 | 0.0001235 |
+    """
     def fmt(v) -> str:
         if isinstance(v, (bool, np.bool_)):
             return "yes" if v else "no"

@@ -31,6 +31,8 @@ def test_the_papers_66_scenarios_and_the_icc_family():
     assert {sc["scale"] for sc in study_scenarios(["A5"], ["low", "high"], figures=False)} == {"low", "high"}
     with pytest.raises(HierMIOError, match="'huge'"):
         study_scenarios(["1"], ["huge"])
+    with pytest.raises(HierMIOError, match="'sparce'"):
+        study_scenarios(["1"], ["high"], levels={"sparce": [0.9]})
 
 
 def test_paper_tables_are_complete():
