@@ -38,7 +38,8 @@ def default_mu(design: Design, ridge: float) -> np.ndarray:
     for t in design.terms:
         per_coef = []
         for c in range(t.q):
-            zz = np.bincount(t.codes, weights=t.values[:, c] ** 2, minlength=t.n_levels)
+            w = t.values[:, c] ** 2 if design.weights is None else design.weights * t.values[:, c] ** 2
+            zz = np.bincount(t.codes, weights=w, minlength=t.n_levels)
             med = float(np.median(zz))
             per_coef.append(ridge * (med if med > 0 else max(float(zz.mean()), 1.0)))
         parts.append(np.tile(per_coef, t.n_levels))

@@ -1,9 +1,15 @@
-"""Model matrices from a parsed formula and a data frame.
+"""lme4's model frame and model matrices from a parsed formula and a data frame.
 
-The fixed part ``X`` and each random term's covariates are built by formulaic; a random term
-``(expr | g)`` with q covariates and K levels becomes q*K columns ``z * 1[g == k]`` of the
-augmented design ``[X : Z]``. ``Z`` is never formed densely: each term keeps its n x q covariate
-values and the level code of every row, which is all the sufficient statistics need.
+As ``lme4::lFormula`` does: every variable of the formula (response, fixed part, random terms,
+grouping factors, offsets, weights) is evaluated on the data, rows with a missing value in any of
+them are dropped and counted, unused factor levels are dropped, the fixed part's columns are made by
+R's ``model.matrix`` rules (:mod:`hiermio.modelmatrix`) and columns that are linear combinations of
+earlier ones are dropped with lme4's message. A random term ``(expr | g)`` with q covariates and K
+levels becomes q*K columns ``z * 1[g == k]``; ``Z`` is never formed densely: each term keeps its
+n x q covariate values and every row's level code, which is all the sufficient statistics need.
+
+What the training data taught (transform parameters, factor levels, column coding) is kept in
+the design, so new data are built with the training transforms (:meth:`Design.fixed_matrix`).
 
 >>> import pandas as pd
 >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 5, 7], "x": [0., 1, 0, 1, 0, 1], "g": list("aabbcc")})
@@ -15,18 +21,18 @@ values and the level code of every row, which is all the sufficient statistics n
 from __future__ import annotations
 
 import difflib
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
-from formulaic import Formula, model_matrix
 
-from .exceptions import DataError, FormulaError
-from .formula import ParsedFormula, RandomTerm, parse_formula
+from .exceptions import DataError, FormulaError, HierMIOWarning
+from .formula import ParsedFormula, RandomTerm, Terms, parse_formula
+from .modelmatrix import ColumnLayout, aliased_columns
+from .rsyntax import Name, Node, deparse, parse
+from .variables import Value, combine_factors, evaluate, r_label, referenced_columns
 
 __all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns"]
 
@@ -37,10 +43,11 @@ class TermDesign:
 
     term: RandomTerm
     coef_names: tuple[str, ...]
-    levels: pd.Index
+    levels: pd.Index  # level labels: a single column's own values, else R's strings ("a:b")
     codes: np.ndarray  # (n,) level code of each row, 0..K-1
     values: np.ndarray  # (n, q) covariate values z
-    spec: Any = field(repr=False)  # formulaic ModelSpec, to rebuild z on new data
+    layout: ColumnLayout = field(repr=False)
+    level_strings: tuple[str, ...] = field(default=(), repr=False)  # levels as R spells them
 
     @property
     def q(self) -> int:
@@ -63,11 +70,20 @@ class Design:
     y: np.ndarray
     X: np.ndarray
     fixed_names: tuple[str, ...]
-    fixed_spec: Any = field(repr=False)
     terms: list[TermDesign] = field(default_factory=list)
     rows: pd.Index = field(default_factory=lambda: pd.RangeIndex(0))
     n_dropped: int = 0
     data: pd.DataFrame | None = field(default=None, repr=False)  # the rows used, for cluster-level features
+    weights: np.ndarray | None = None  # prior weights (lme4's weights=), None for 1
+    offset: np.ndarray | None = None  # known part of the linear predictor, None for 0
+    dropped_columns: tuple[str, ...] = ()  # fixed columns dropped as linear combinations of others
+    messages: list[str] = field(default_factory=list)
+    _state: dict = field(default_factory=dict, repr=False)  # learned transform parameters
+    _levels: dict = field(default_factory=dict, repr=False)  # training levels of factor variables
+    _numeric: set = field(default_factory=set, repr=False)  # variables that were numeric in training
+    _fixed_layout: ColumnLayout | None = field(default=None, repr=False)
+    _fixed_keep: np.ndarray | None = field(default=None, repr=False)
+    _offset_arg: Any = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -82,47 +98,177 @@ class Design:
         """Number of random-effect columns (the binaries of the optimisation)."""
         return sum(t.n_columns for t in self.terms)
 
+    @property
+    def y_adjusted(self) -> np.ndarray:
+        """The response minus the offset: what the linear predictor X beta + Z gamma fits."""
+        return self.y if self.offset is None else self.y - self.offset
+
     def term_offsets(self) -> np.ndarray:
         """Index of each term's first column in the stacked random-effect vector."""
         return np.concatenate([[0], np.cumsum([t.n_columns for t in self.terms])]).astype(int)
 
+    # ------------------------------------------------------------------ new data
+    def required_columns(self, random: bool = True, response: bool = False) -> list[str]:
+        """Data columns needed to build the design for new rows."""
+        parts = required_columns(self.formula, response=response)
+        if not random:
+            parts = {k: v for k, v in parts.items() if not k.startswith("random term")}
+        cols = set().union(*parts.values()) if parts else set()
+        if isinstance(self._offset_arg, str):
+            cols.add(self._offset_arg)
+        return sorted(cols)
+
+    def _new_values(self, nodes: list[Node], data: pd.DataFrame, where: str) -> dict[str, Value]:
+        out = {}
+        for node in nodes:
+            key = deparse(node)
+            try:
+                v = evaluate(node, data, self._state, learn=False)
+            except FormulaError as exc:
+                raise DataError(f"new data: {exc} (in {where})") from exc
+            out[key] = self._recode(key, v, where)
+        return out
+
+    def _recode(self, key: str, v: Value, where: str) -> Value:
+        """A new-data value on the training coding: factors on the training levels."""
+        if key in self._numeric:
+            if v.kind not in ("numeric", "logical"):
+                raise DataError(f"variable {key!r} in {where} was numeric in training but is {v.kind} in the new "
+                                "data")
+            return v
+        if key not in self._levels:
+            return v
+        if v.kind == "numeric":
+            return _as_levels(np.ravel(v.values), self._levels[key])
+        f = v.as_factor()
+        train = self._levels[key]
+        index = {s: i for i, s in enumerate(train)}
+        strings = np.array(f.levels + [None], dtype=object)[np.where(f.values < 0, len(f.levels), f.values)]
+        codes = np.array([-1 if s is None else index.get(s, -2) for s in strings], dtype=np.intp)
+        if (codes == -2).any():
+            unseen = pd.unique(strings[codes == -2])[:5].tolist()
+            raise DataError(f"new data has level(s) {unseen} of {key!r} (in {where}) that training did not have; "
+                            f"training levels: {train[:10]}{' ...' if len(train) > 10 else ''}")
+        return Value("factor", codes, list(train), list(train))
+
     def fixed_matrix(self, data: pd.DataFrame) -> np.ndarray:
-        """The fixed-effects matrix for new data, with the training coding of categoricals."""
-        return _finite(_rebuild(self.fixed_spec, data, "the fixed part"), "fixed part")
+        """The fixed-effects matrix for new data, with the training transforms and coding."""
+        terms = self.formula.fixed_terms
+        values = self._new_values(list(terms.variables), data, "the fixed part")
+        _no_missing(values, "the fixed part")
+        X = _finite(self._fixed_layout.matrix(values, len(data)), "fixed part")
+        return X[:, self._fixed_keep]
 
     def term_values(self, k: int, data: pd.DataFrame) -> np.ndarray:
-        """The covariates of term ``k`` for new data."""
+        """The covariates of random term ``k`` for new data."""
         t = self.terms[k]
-        return _finite(_rebuild(t.spec, data, f"random term {t.term.label}"), f"random term {t.term.label}")
+        values = self._new_values(list(t.term.terms.variables), data, f"random term {t.term.label}")
+        _no_missing(values, f"random term {t.term.label}")
+        return _finite(t.layout.matrix(values, len(data)), f"random term {t.term.label}")
+
+    def offset_for(self, data: pd.DataFrame) -> np.ndarray:
+        """The formula's offsets (and a named ``offset=`` column) evaluated on new data."""
+        total = np.zeros(len(data))
+        nodes = list(self.formula.fixed_terms.offsets)
+        for node in nodes:
+            total += _numeric_vector(self._new_values([node], data, "offset()")[deparse(node)], deparse(node))
+        if isinstance(self._offset_arg, str):
+            total += _numeric_vector(self._new_values([Name((0, 0), self._offset_arg)], data, "offset")
+                                     [deparse(Name((0, 0), self._offset_arg))], self._offset_arg)
+        return total
+
+    def group_codes(self, k: int, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(level code of each new row, -1 for a level unseen in training; the rows' level strings).
+
+        Levels are matched as R matches them, by their spelling: a fit on integer ids knows the
+        row whose id is the string ``"309"``.
+        """
+        t = self.terms[k]
+        labels = group_strings(t.term, data)
+        index = {s: i for i, s in enumerate(t.level_strings)}
+        codes = np.array([index.get(s, -1) if s is not None else -1 for s in labels], dtype=np.intp)
+        return codes, labels
 
 
-def _rebuild(spec: Any, data: pd.DataFrame, where: str) -> np.ndarray:
-    """A training model spec applied to new data; a category unseen in training is an error, since
-    formulaic would silently code it as the reference level."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        matrix = np.asarray(spec.get_model_matrix(data), dtype=float)
-    for w in caught:
-        if w.category.__name__ == "DataMismatchWarning":
-            raise DataError(f"new data has categories not seen in training in {where}: {w.message}")
-    return matrix
+def _as_levels(x: np.ndarray, train: list[str]) -> Value:
+    index = {s: i for i, s in enumerate(train)}
+    strings = [None if (isinstance(v, float) and np.isnan(v)) else r_label(v) for v in x]
+    codes = np.array([-1 if s is None else index.get(s, -2) for s in strings], dtype=np.intp)
+    if (codes == -2).any():
+        unseen = pd.unique(np.array(strings, dtype=object)[codes == -2])[:5].tolist()
+        raise DataError(f"new data has level(s) {unseen} that training did not have; training levels: {train[:10]}")
+    return Value("factor", codes, list(train), list(train))
+
+
+def _no_missing(values: dict[str, Value], where: str) -> None:
+    bad = [k for k, v in values.items() if v.na.any()]
+    if bad:
+        raise DataError(f"newdata has missing values in column(s) {bad} (in {where})")
+
+
+def _numeric_vector(v: Value, what: str) -> np.ndarray:
+    if v.kind not in ("numeric", "logical"):
+        raise DataError(f"{what} must be numeric, but it is a {v.kind}")
+    x = v.values.astype(float)
+    if x.ndim == 2:
+        if x.shape[1] != 1:
+            raise DataError(f"{what} must be one column, but it has {x.shape[1]}")
+        x = x[:, 0]
+    return x
+
+
+# ---------------------------------------------------------------------------------------- grouping
+def _group_value(term: RandomTerm, data: pd.DataFrame) -> Value:
+    """The grouping factor of a term: a factor, or lme4's interaction ``a:b`` of several."""
+    parts = []
+    for node in term.group_factors:
+        try:
+            v = evaluate(node, data, {}, learn=True)
+        except FormulaError as exc:
+            raise FormulaError(f"{exc} (in the grouping factor of random term {term.label})") from exc
+        if v.kind == "numeric":
+            if v.values.ndim == 2:
+                raise DataError(f"grouping factor {deparse(node)!r} of random term {term.label} is a matrix")
+            x = v.values
+            v = _factor_of_numbers(x)
+        parts.append(v.as_factor())
+    return parts[0] if len(parts) == 1 else combine_factors(parts, sep=":")
+
+
+def _factor_of_numbers(x: np.ndarray) -> Value:
+    mask = np.isnan(x)
+    uniq = np.unique(x[~mask])
+    codes = np.full(len(x), -1, dtype=np.intp)
+    codes[~mask] = np.searchsorted(uniq, x[~mask])
+    labels = [int(u) if float(u).is_integer() else float(u) for u in uniq]
+    return Value("factor", codes, [r_label(u) for u in labels], labels)
+
+
+def group_strings(term: RandomTerm, data: pd.DataFrame) -> np.ndarray:
+    """Every row's level of the term's grouping factor, spelled as R spells it (None if missing)."""
+    v = _group_value(term, data)
+    lv = np.array(list(v.levels) + [None], dtype=object)
+    return lv[np.where(v.values < 0, len(v.levels), v.values)]
 
 
 def group_labels(data: pd.DataFrame, group: str) -> pd.Series:
     """Level of every row for a grouping factor ``g`` or an interaction ``a:b``.
 
+    A single column's own values are returned; an interaction is spelled as lme4 spells it.
+
     >>> group_labels(pd.DataFrame({"a": [1, 1], "b": ["x", "y"]}), "a:b").tolist()
     ['1:x', '1:y']
     """
-    cols = group.split(":")
-    if len(cols) == 1:
-        return data[cols[0]]
-    out = data[cols[0]].astype(str)
-    for c in cols[1:]:
-        out = out + ":" + data[c].astype(str)
-    return out.rename(group)
+    node = parse(group)
+    if isinstance(node, Name):
+        if node.id not in data.columns:
+            raise FormulaError(f"unknown grouping column {node.id!r}")
+        return data[node.id]
+    term = RandomTerm("1", group, parse("1"), node)
+    return pd.Series(group_strings(term, data), index=data.index, name=group)
 
 
+# ---------------------------------------------------------------------------------------- checks
 def _finite(a: np.ndarray, what: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         bad = int((~np.isfinite(a)).any(axis=1).sum()) if a.ndim == 2 else int((~np.isfinite(a)).sum())
@@ -130,23 +276,19 @@ def _finite(a: np.ndarray, what: str) -> np.ndarray:
     return a
 
 
-def _required(expr: str) -> set[str]:
-    try:
-        return set(Formula(expr).required_variables)
-    except Exception as exc:  # formulaic's syntax errors point at the token; keep their text
-        raise FormulaError(f"cannot parse {expr!r}: {exc}") from None
-
-
 def required_columns(parsed: ParsedFormula, response: bool = True) -> dict[str, set[str]]:
     """The data columns each part of the formula uses, keyed by a description of the part.
 
-    >>> {part: sorted(cols) for part, cols in required_columns(parse_formula("y ~ np.log(x) + (1 + z | g)")).items()}
-    {"the response 'y'": ['y'], "the fixed part 'np.log(x)'": ['x'], 'random term (1 + z | g)': ['g', 'z']}
+    >>> {part: sorted(cols) for part, cols in required_columns(parse_formula("y ~ log(x) + (1 + z | g)")).items()}
+    {"the response 'y'": ['y'], "the fixed part 'log(x)'": ['x'], 'random term (1 + z | g)': ['g', 'z']}
     """
-    needed = {f"the response {parsed.response!r}": _required(parsed.response)} if response else {}
-    needed[f"the fixed part {parsed.fixed!r}"] = _required(parsed.fixed)
+    needed = {f"the response {parsed.response!r}": set(referenced_columns(parsed.response_node))} if response else {}
+    fixed = set()
+    if parsed.fixed_node is not None:
+        fixed = set(referenced_columns(parsed.fixed_node))
+    needed[f"the fixed part {parsed.fixed!r}"] = fixed
     for t in parsed.random:
-        needed[f"random term {t.label}"] = _required(t.expr) | set(t.group_columns)
+        needed[f"random term {t.label}"] = set(referenced_columns(t.lhs)) | set(t.group_columns)
     return needed
 
 
@@ -161,32 +303,73 @@ def _check_columns(needed: dict[str, set[str]], data: pd.DataFrame) -> None:
             raise FormulaError(f"unknown column {', '.join(hints)} in {where}; the data has {len(data.columns)} columns")
 
 
-def _aliased_columns(X: np.ndarray, names: tuple[str, ...]) -> list[str]:
-    """Names of fixed-effect columns that are linear combinations of earlier ones."""
-    if X.shape[1] == 0:
-        return []
-    scale = np.linalg.norm(X, axis=0)
-    scale[scale == 0] = 1.0
-    _, r, piv = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
-    d = np.abs(np.diag(r))
-    rank = int(np.sum(d > d.max() * max(X.shape) * np.finfo(float).eps * 10)) if d.size else 0
-    return [names[i] for i in sorted(piv[rank:])]
+def _evaluate(node: Node, data: pd.DataFrame, state: dict, where: str) -> Value:
+    try:
+        return evaluate(node, data, state, learn=True)
+    except FormulaError as exc:
+        raise FormulaError(f"{exc} (in {where})") from exc
+
+
+def _check_computed(values: dict[str, Value], data: pd.DataFrame, where_of: dict[str, str]) -> None:
+    """A transform that makes NaN from complete inputs (log of 0, sqrt of -1) is an error, not a
+    silently dropped row (R drops such rows with only a warning)."""
+    for key, v in values.items():
+        if key in data.columns or v.kind not in ("numeric", "logical"):
+            continue
+        inputs_na = np.zeros(len(data), dtype=bool)
+        for col in referenced_columns(parse(key)):
+            if col in data.columns:
+                inputs_na |= data[col].isna().to_numpy()
+        x = v.values.reshape(len(data), -1) if v.values.ndim else np.full((len(data), 1), float(v.values))
+        bad = ~np.isfinite(x).all(axis=1) & ~inputs_na
+        if bad.any():
+            raise DataError(f"the {_part(where_of[key])} evaluates to NaN or infinity in {int(bad.sum())} row(s): "
+                            f"{key!r} (e.g. log of a non-positive value)")
+
+
+def _part(where: str) -> str:
+    return "fixed part" if where.startswith("the fixed part") else where.removeprefix("the ")
+
+
+def _vector_argument(arg: Any, data: pd.DataFrame, name: str, state: dict) -> np.ndarray | None:
+    """``weights=`` / ``offset=``: a column name or one number per row."""
+    if arg is None:
+        return None
+    if isinstance(arg, str):
+        if arg not in data.columns:
+            close = difflib.get_close_matches(arg, [str(c) for c in data.columns], n=1)
+            raise DataError(f"{name}={arg!r} is not a column of the data" + (f" (did you mean {close[0]!r}?)" if close
+                                                                              else ""))
+        return _numeric_vector(evaluate(Name((0, 0), arg), data, state), f"{name} column {arg!r}")
+    values = np.asarray(arg)
+    if values.dtype.kind not in "biuf" or values.ndim != 1:
+        raise DataError(f"{name} must be a column name or one number per row, got {type(arg).__name__} "
+                        f"of dtype {values.dtype} and shape {values.shape}")
+    if len(values) != len(data):
+        raise DataError(f"{name} has {len(values)} values but the data has {len(data)} rows")
+    return values.astype(float)
 
 
 def build_design(
     formula: ParsedFormula | str,
     data: pd.DataFrame,
     na_action: Literal["drop", "raise"] = "drop",
+    weights: Any = None,
+    offset: Any = None,
 ) -> Design:
-    """Validate ``data`` against ``formula`` and build the fixed and random model matrices.
+    """Validate ``data`` against ``formula`` and build lme4's model frame and matrices.
 
-    Rows with a missing value in any column the formula uses are dropped and counted
-    (``na_action="drop"``) or refused (``"raise"``).
+    Rows with a missing value in any variable the formula uses (or in ``weights`` / ``offset``)
+    are dropped and counted (``na_action="drop"``) or refused (``"raise"``). ``weights`` are
+    lme4's prior weights and ``offset`` a known term of the linear predictor, each a column name or
+    one number per row (``offset()`` terms in the formula add to it).
 
     >>> import pandas as pd
     >>> df = pd.DataFrame({"y": [1., None, 3, 4], "x": [1., 2, 3, 4], "g": [1, 1, 2, 2]})
     >>> build_design("y ~ x + (1 | g)", df).n_dropped
     1
+    >>> build_design("y ~ I(x^2) + (1 | g)", df).fixed_names
+    ('(Intercept)', 'I(x^2)')
     """
     parsed = parse_formula(formula) if isinstance(formula, str) else formula
     if not isinstance(data, pd.DataFrame):
@@ -198,94 +381,144 @@ def build_design(
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
     if len(data) == 0:
         raise DataError("data has no rows")
-
+    dup = data.columns[data.columns.duplicated()].unique().tolist()
     needed = required_columns(parsed)
+    used_names = set().union(*needed.values())
+    clash = [c for c in dup if c in used_names]
+    if clash:
+        raise DataError(f"the data has several columns named {clash[0]!r}; column names must be unique")
     _check_columns(needed, data)
-    used = sorted(set().union(*needed.values()), key=list(data.columns).index)
 
-    if parsed.response in data.columns:
-        col = data[parsed.response]
-        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
-            raise DataError(f"response {parsed.response!r} must be numeric, but its dtype is {col.dtype}")
+    state: dict = {}
+    fixed_terms = parsed.fixed_terms
+    # every variable of the model frame, evaluated on all rows before missing values are dropped
+    values: dict[str, Value] = {}
+    where_of: dict[str, str] = {}
 
-    missing = data[used].isna().any(axis=1)
+    def add(node: Node, where: str) -> None:
+        key = deparse(node)
+        if key not in values:
+            values[key] = _evaluate(node, data, state, where)
+            where_of[key] = where
+
+    response_key = deparse(parsed.response_node)
+    add(parsed.response_node, f"the response {parsed.response!r}")
+    for node in fixed_terms.variables:
+        add(node, f"the fixed part {parsed.fixed!r}")
+    offset_nodes = list(fixed_terms.offsets)
+    for node in offset_nodes:
+        add(node, "offset()")
+    term_terms: list[Terms] = []
+    for t in parsed.random:
+        tt = t.terms
+        if tt.offsets:
+            raise FormulaError(f"offset() cannot be part of random term {t.label}; put it in the fixed part")
+        term_terms.append(tt)
+        for node in tt.variables:
+            add(node, f"random term {t.label}")
+    groups = [_group_value(t, data) for t in parsed.random]
+    w = _vector_argument(weights, data, "weights", state)
+    off_arg = _vector_argument(offset, data, "offset", state)
+
+    response = values[response_key]
+    if response.kind not in ("numeric", "logical") or response.values.ndim != 1:
+        what = "a factor" if response.kind == "factor" else "text" if response.kind == "character" else "a matrix"
+        dtype = f" (dtype {data[parsed.response].dtype})" if parsed.response in data.columns else ""
+        raise DataError(f"response {parsed.response!r} must be numeric, but it is {what}{dtype}")
+
+    _check_computed(values, data, where_of)
+    # the model frame: rows complete in every variable
+    missing = np.zeros(len(data), dtype=bool)
+    counts: dict[str, int] = {}
+    for key, v in values.items():
+        m = v.na
+        missing |= m
+        if m.any():
+            counts[key] = int(m.sum())
+    for t, g in zip(parsed.random, groups):
+        m = g.values < 0
+        if m.any():
+            missing |= m
+            counts.setdefault(t.group, int(m.sum()))
+    for name, arr in (("weights", w), ("offset", off_arg)):
+        if arr is not None and np.isnan(arr).any():
+            missing |= np.isnan(arr)
+            counts[name] = int(np.isnan(arr).sum())
     n_dropped = int(missing.sum())
     if n_dropped:
-        counts = data[used].isna().sum()
-        which = ", ".join(f"{c!r} ({int(v)})" for c, v in counts.items() if v)
+        which = ", ".join(f"{c!r} ({v})" for c, v in sorted(counts.items()))
         if na_action == "raise":
             raise DataError(f"{n_dropped} row(s) have missing values in {which}; pass na_action='drop' to drop them")
-        data = data.loc[~missing]
-    if len(data) == 0:
+    keep = np.flatnonzero(~missing)
+    if len(keep) == 0:
         raise DataError("no rows left after dropping rows with missing values")
+    frame = data.iloc[keep]
+    values = {k: v.take(keep) for k, v in values.items()}
+    # factors keep only the levels present in the rows used (lme4's drop.unused.levels)
+    levels: dict[str, list[str]] = {}
+    numeric: set[str] = set()
+    for k, v in list(values.items()):
+        if v.kind == "numeric":
+            numeric.add(k)
+            continue
+        if k == response_key:
+            continue
+        f = v.as_factor().drop_unused()
+        values[k] = f
+        levels[k] = list(f.levels)
+    groups = [g.take(keep).drop_unused() for g in groups]
 
-    try:
-        mm = model_matrix(parsed.fixed_formula, data, na_action="ignore")
-    except Exception as exc:
-        raise FormulaError(f"cannot build the fixed part {parsed.fixed_formula!r}: {exc}") from None
-    lhs = np.asarray(mm.lhs, dtype=float)
-    if lhs.ndim != 2 or lhs.shape[1] != 1:
-        raise DataError(f"response {parsed.response!r} must be a single numeric column, got {lhs.shape[1]} columns")
-    y = _finite(lhs[:, 0], f"response {parsed.response!r}")
-    X = _finite(np.asarray(mm.rhs, dtype=float), "fixed part")
-    fixed_names = tuple(_lme4_name(c) for c in mm.rhs.model_spec.column_names)
-    aliased = _aliased_columns(X, fixed_names)
-    if aliased:
-        raise DataError(
-            f"the fixed part is rank deficient: column(s) {', '.join(map(repr, aliased))} are linear combinations "
-            "of the others; drop them from the formula"
-        )
+    y = _finite(_numeric_vector(values[response_key], f"response {parsed.response!r}"),
+                f"response {parsed.response!r}")
+    messages: list[str] = []
+    w_used = None
+    if w is not None:
+        w_used = w[keep]
+        if not np.all(np.isfinite(w_used)) or np.any(w_used < 0):
+            raise DataError("weights must be finite and non-negative")
+        if not np.any(w_used > 0):
+            raise DataError("weights are all zero")
+    total_offset = None
+    if offset_nodes or off_arg is not None:
+        total_offset = np.zeros(len(keep))
+        for node in offset_nodes:
+            total_offset += _finite(_numeric_vector(values[deparse(node)], deparse(node)), f"offset {deparse(node)}")
+        if off_arg is not None:
+            total_offset += _finite(off_arg[keep], "offset")
+
+    layout = ColumnLayout.build(fixed_terms, values)
+    X_full = _finite(layout.matrix(values, len(keep)), "fixed part")
+    dropped = aliased_columns(X_full)
+    keep_cols = np.array([j for j in range(X_full.shape[1]) if j not in dropped], dtype=int)
+    dropped_names = tuple(layout.names[j] for j in dropped)
+    if dropped:
+        msg = (f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+               f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
+               + ", ".join(map(repr, dropped_names)))
+        messages.append(msg)
+        warnings.warn(msg, HierMIOWarning, stacklevel=2)
+    X = X_full[:, keep_cols]
+    if X.shape[1] >= len(y):
+        raise DataError(f"the fixed part has {X.shape[1]} columns but only {len(y)} rows are used: "
+                        "a model needs more rows than fixed-effect coefficients")
 
     terms = []
-    for t in parsed.random:
-        try:
-            zm = model_matrix(t.expr, data, na_action="ignore")
-        except Exception as exc:
-            raise FormulaError(f"cannot build random term {t.label}: {exc}") from None
-        values = _finite(np.asarray(zm, dtype=float), f"random term {t.label}")
-        if values.shape[1] == 0:
+    for t, tt, g in zip(parsed.random, term_terms, groups):
+        tl = ColumnLayout.build(tt, values)
+        Zv = _finite(tl.matrix(values, len(keep)), f"random term {t.label}")
+        if Zv.shape[1] == 0:
             raise FormulaError(f"random term {t.label} has no covariates")
-        labels = group_labels(data, t.group)
-        codes, levels = _factorize(labels)
-        if len(levels) < 2:
+        if len(g.levels) < 2:
             raise DataError(
-                f"grouping factor {t.group!r} of term {t.label} has a single level ({levels[0]!r}); "
+                f"grouping factor {t.group!r} of term {t.label} has a single level ({g.levels[0]!r}); "
                 "a random effect needs at least two levels"
             )
-        coef_names = tuple(_lme4_name(c) for c in zm.model_spec.column_names)
-        terms.append(TermDesign(t, coef_names, levels, codes, values, zm.model_spec))
+        terms.append(TermDesign(t, tuple(tl.names), pd.Index(g.labels), g.values.astype(np.intp), Zv, tl,
+                                tuple(g.levels)))
 
     return Design(
-        formula=parsed,
-        y=y,
-        X=X,
-        fixed_names=fixed_names,
-        fixed_spec=mm.rhs.model_spec,
-        terms=terms,
-        rows=data.index,
-        n_dropped=n_dropped,
-        data=data,
+        formula=parsed, y=y, X=X, fixed_names=tuple(layout.names[j] for j in keep_cols), terms=terms,
+        rows=frame.index, n_dropped=n_dropped, data=frame, weights=w_used, offset=total_offset,
+        dropped_columns=dropped_names, messages=messages, _state=state, _levels=levels, _numeric=numeric,
+        _fixed_layout=layout, _fixed_keep=keep_cols, _offset_arg=offset if isinstance(offset, str) else None,
     )
-
-
-def _factorize(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Level codes in the order lme4 uses: a factor's level order, else sorted values."""
-    if isinstance(labels.dtype, pd.CategoricalDtype):
-        cats = labels.cat.remove_unused_categories()
-        return cats.cat.codes.to_numpy().astype(np.intp), pd.Index(cats.cat.categories)
-    codes, uniques = pd.factorize(labels, sort=True)
-    return codes.astype(np.intp), pd.Index(uniques)
-
-
-_TREATMENT = re.compile(r"([A-Za-z_.][A-Za-z0-9_.]*)\[T\.([^\]]+)\]")
-
-
-def _lme4_name(name: str) -> str:
-    """formulaic's column names in R's spelling, so coefficients line up with lme4's by name.
-
-    >>> _lme4_name("Intercept"), _lme4_name("sex[T.M]"), _lme4_name("x:sex[T.M]")
-    ('(Intercept)', 'sexM', 'x:sexM')
-    """
-    if name == "Intercept":
-        return "(Intercept)"
-    return _TREATMENT.sub(lambda m: m.group(1) + m.group(2), name)

@@ -25,3 +25,8 @@ class BudgetError(HierMIOError):
 
 class NotFittedError(HierMIOError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class HierMIOWarning(UserWarning):
+    """Something the user should know about a result that is still returned: dropped rows or
+    columns, a gap above the one asked for, a budget capped to the number of levels."""

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .design import Design, group_labels
+from .design import Design
 from .exceptions import DataError, HierMIOError
 from .newclusters import RULES, cluster_means, fit_assignment_tree, fit_feature_tree, hard_effects, soft_effects
 from .oa import Certificate
@@ -158,7 +158,8 @@ class MIOFit:
     def fitted(self) -> pd.Series:
         d = self.design
         Z = random_design_matrix(d)
-        return pd.Series(d.X @ self.beta + Z @ self.gamma, index=d.rows, name="fitted")
+        off = d.offset if d.offset is not None else 0.0
+        return pd.Series(d.X @ self.beta + Z @ self.gamma + off, index=d.rows, name="fitted")
 
     def residuals(self) -> pd.Series:
         return pd.Series(self.design.y, index=self.design.rows) - self.fitted()
@@ -201,8 +202,8 @@ class MIOFit:
         self,
         newdata: pd.DataFrame | None = None,
         re_form: Any = None,
-        allow_new_levels: bool = True,
-        new_levels: str = "population",
+        allow_new_levels: bool = False,
+        new_levels: str | None = None,
         cluster_features: Sequence[str] | None = None,
     ) -> pd.Series:
         """Predictions for ``newdata`` (the training rows when None).
@@ -212,44 +213,44 @@ class MIOFit:
         ``new_levels``: ``"population"`` no cluster effect (lme4's answer), ``"soft"`` the tree's
         class probabilities times the training effects, ``"hard"`` the most probable cluster's
         effect, ``"features"`` a regression tree on cluster-level features (the cluster means of
-        the covariates, or the numeric columns named in ``cluster_features``). With
-        ``allow_new_levels=False`` an unseen level is an error that names it.
+        the covariates, or the numeric columns named in ``cluster_features``). As in lme4, an unseen
+        level is an error that names it unless ``allow_new_levels=True`` or a ``new_levels`` rule is
+        given. Levels are matched by their spelling, as R matches them (the id ``"309"`` is level 309).
+        The training transforms (``scale()``, ``poly()``, factor levels) are applied to ``newdata``.
 
         >>> import hiermio as hm
         >>> df = hm.load_dataset("sleepstudy")
         >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", df, budget=3)
         >>> new = df.head(2).assign(Subject=999)
-        >>> bool((fit.predict(new) == fit.predict(new, re_form="~0")).all())
+        >>> bool((fit.predict(new, allow_new_levels=True) == fit.predict(new, re_form="~0")).all())
         True
         """
         if newdata is None:
             return self.fitted().rename("predicted")
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-        if new_levels not in RULES:
+        if new_levels is not None and new_levels not in RULES:
             raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
+        # naming a rule for new levels allows them, as allow_new_levels=True does (lme4's default: an error)
+        allow_new_levels = bool(allow_new_levels) or new_levels is not None
+        new_levels = new_levels or "population"
         d = self.design
-        used = set(d.fixed_spec.required_variables)
         population = re_form is not None and (re_form in _POPULATION or (isinstance(re_form, float) and np.isnan(re_form)))
-        if not population:
-            for t in d.terms:
-                used |= set(t.spec.required_variables) | set(t.term.group_columns)
-        missing = sorted(c for c in used if c not in newdata.columns)
+        used = d.required_columns(random=not population)
+        missing = [c for c in used if c not in newdata.columns]
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")
-        na = newdata[sorted(used)].isna().any()
-        if na.any():
-            raise DataError(f"newdata has missing values in column(s) {list(na.index[na])}")
         X = d.fixed_matrix(newdata)
-        pred = X @ self.beta
+        pred = X @ self.beta + d.offset_for(newdata)
         if population:
             return pd.Series(pred, index=newdata.index, name="predicted")
         for k, t in enumerate(d.terms):
-            labels = group_labels(newdata, t.term.group)
-            codes = t.levels.get_indexer(labels)
+            codes, labels = d.group_codes(k, newdata)
+            if (labels == None).any():  # noqa: E711 - elementwise on an object array
+                raise DataError(f"newdata has missing values in grouping factor {t.term.group!r}")
             unseen = codes < 0
             if unseen.any() and not allow_new_levels:
-                new = pd.unique(np.asarray(labels)[unseen])[:5].tolist()
+                new = pd.unique(labels[unseen])[:5].tolist()
                 raise DataError(f"grouping factor {t.term.group!r} has level(s) {new} not seen in "
                                 "training; pass allow_new_levels=True to predict them at population level")
             eff = self._term_effects(k).to_numpy()
@@ -260,7 +261,7 @@ class MIOFit:
                 row_eff[unseen] = rule(self.assignment_tree_[t.term.group], X[unseen], eff)
             elif unseen.any() and new_levels == "features":
                 frame = self._feature_frame(newdata, X, cluster_features)[unseen]
-                new_labels = np.asarray(labels)[unseen]
+                new_labels = labels[unseen]
                 feats = cluster_means(frame, new_labels)
                 by_label = pd.DataFrame(self._feature_tree(k, cluster_features).predict(feats.to_numpy())
                                         .reshape(len(feats), -1), index=feats.index)

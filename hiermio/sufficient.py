@@ -110,9 +110,17 @@ class SufficientStats:
 
     @classmethod
     def from_design(cls, design: Design, mu: np.ndarray) -> "SufficientStats":
-        """One pass over the rows; afterwards nothing depends on n."""
+        """One pass over the rows; afterwards nothing depends on n.
+
+        Prior weights w scale every row by sqrt(w) (weighted least squares); an offset is taken
+        off the response before the cross products are formed.
+        """
         Z = random_design_matrix(design)
-        X, y = design.X, design.y
+        X, y = design.X, design.y_adjusted
+        if design.weights is not None:
+            sw = np.sqrt(design.weights)
+            Z = sp.diags(sw) @ Z
+            X, y = X * sw[:, None], y * sw
         ZtX = np.asarray((Z.T @ X)) if design.p else np.zeros((design.n_columns, 0))
         return cls(
             XtX=X.T @ X,

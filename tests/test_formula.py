@@ -14,7 +14,7 @@ from hiermio import FormulaError, parse_formula
         ("y ~ x + (1 + z || g)", "x", ["(1 | g)", "(0 + z | g)"]),
         ("y ~ x + (0 + z || g)", "x", ["(0 + z | g)"]),
         ("y ~ x + (1 | a) + (1 | b)", "x", ["(1 | a)", "(1 | b)"]),
-        ("y ~ x + (1 | a/b)", "x", ["(1 | a)", "(1 | a:b)"]),
+        ("y ~ x + (1 | a/b)", "x", ["(1 | a)", "(1 | b:a)"]),  # lme4 names the nested factor b:a
         ("y ~ x + (1 | a:b)", "x", ["(1 | a:b)"]),
         ("y ~ C(x) + np.log(w) + x:w + (1|g)", "C(x) + np.log(w) + x:w", ["(1 | g)"]),
         ("y ~ (1 | g)", "1", ["(1 | g)"]),

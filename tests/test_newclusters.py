@@ -45,8 +45,12 @@ def test_hard_takes_the_most_probable_cluster(fit_and_new):
 
 def test_population_is_the_fixed_part(fit_and_new):
     fit, new = fit_and_new
-    np.testing.assert_allclose(fit.predict(new).to_numpy(),
-                               fit.fixef()["(Intercept)"] + fit.fixef()["x"] * new.x.to_numpy())
+    expected = fit.fixef()["(Intercept)"] + fit.fixef()["x"] * new.x.to_numpy()
+    np.testing.assert_allclose(fit.predict(new, allow_new_levels=True).to_numpy(), expected)
+    np.testing.assert_allclose(fit.predict(new, new_levels="population").to_numpy(), expected)
+    # lme4's default: new levels are an error that names them
+    with pytest.raises(hm.DataError, match=r"grouping factor 'g' has level\(s\) \['100'"):
+        fit.predict(new)
 
 
 def test_features_rule_recovers_a_copied_cluster():

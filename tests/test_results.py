@@ -50,12 +50,12 @@ def test_predict_population_and_new_levels(slopes_fit):
     for form in (np.nan, False, "NA"):
         np.testing.assert_allclose(f.predict(df, re_form=form).to_numpy(), pop)
     new = df.head(4).assign(Subject=[999, 999, 308, 308])
-    got = f.predict(new).to_numpy()
+    got = f.predict(new, allow_new_levels=True).to_numpy()
     np.testing.assert_allclose(got[:2], pop[:2])
     c308 = f.coef()["Subject"].loc[308]
     np.testing.assert_allclose(got[2:], c308["(Intercept)"] + c308["Days"] * new.Days.to_numpy()[2:])
-    with pytest.raises(DataError, match=r"level\(s\) \[999\] not seen in training"):
-        f.predict(new, allow_new_levels=False)
+    with pytest.raises(DataError, match=r"level\(s\) \['999'\] not seen in training"):
+        f.predict(new)
     with pytest.raises(DataError, match=r"lacks column\(s\) \['Days'\]"):
         f.predict(df[["Subject"]])
     with pytest.raises(DataError, match=r"missing values in column\(s\) \['Days'\]"):

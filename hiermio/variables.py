@@ -1,0 +1,711 @@
+"""Evaluate the variables of an R formula on a data frame, with R's meaning.
+
+A variable is a column (``Days``, ``total.fruits``) or an R call on columns (``I(Days^2)``,
+``factor(x)``, ``log(y + 1)``, ``poly(Days, 2)``, ``scale(x)``, ``ns(x, 3)``). Its value is a
+:class:`Value`: numeric (a vector or a matrix with column names), logical, character or factor.
+Stateful transforms (``scale``, ``poly``, ``ns``, ``bs``, ``center``) learn their parameters on the
+training data and store them in a ``state`` dict keyed by the call as R spells it; evaluating with
+``learn=False`` applies the stored parameters to new data, as R's ``predict()`` does with
+``makepredictcall``. The Python spellings ``np.log(x)``, ``C(x)``, ``I(x**2)``, ``center(x)`` and
+``Q("name")`` mean what they meant with formulaic.
+
+>>> import pandas as pd
+>>> df = pd.DataFrame({"Days": [0, 1, 2, 3], "g": ["b", "a", "b", "a"]})
+>>> state = {}
+>>> evaluate(parse("I(Days^2)"), df, state).values.tolist()
+[0.0, 1.0, 4.0, 9.0]
+>>> v = evaluate(parse("scale(Days)"), df, state)
+>>> round(float(v.values[0, 0]), 4), evaluate(parse("scale(Days)"), df.head(1), state, learn=False).values.tolist()
+(-1.1619, [[-1.161895003862225]])
+>>> f = evaluate(parse("factor(g)"), df, state)
+>>> f.kind, f.levels
+('factor', ['a', 'b'])
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import DataError, FormulaError
+from .rsyntax import Call, Name, Node, Num, Op, Paren, Str, Unary, deparse, format_number, parse, walk
+
+__all__ = ["Value", "evaluate", "column_value", "r_label", "r_sort_key", "referenced_columns", "FUNCTIONS", "parse"]
+
+
+@dataclass
+class Value:
+    """One evaluated variable.
+
+    ``kind`` is ``numeric`` (``values`` float, (n,) or (n, k) when ``matrix``), ``logical`` (float
+    0/1 with NaN for NA), ``character`` (object array, None for NA) or ``factor`` (``values`` are
+    integer codes into ``levels``, -1 for NA; ``labels`` keeps each level's original value).
+    """
+
+    kind: str
+    values: np.ndarray
+    levels: list[str] | None = None
+    labels: list[Any] | None = None
+    ordered: bool = False
+    contrasts: str | None = None
+    colnames: list[str] | None = None
+    matrix: bool = False
+
+    @property
+    def na(self) -> np.ndarray:
+        v = self.values
+        if self.kind == "factor":
+            return v < 0
+        if self.kind == "character":
+            return pd.isna(v)
+        return np.isnan(v).any(axis=1) if v.ndim == 2 else np.isnan(v)
+
+    def take(self, rows: np.ndarray) -> "Value":
+        return replace(self, values=self.values[rows])
+
+    def as_factor(self) -> "Value":
+        """Logical and character values as factors (R's model.matrix does the same)."""
+        if self.kind == "factor":
+            return self
+        if self.kind == "logical":
+            codes = np.where(np.isnan(self.values), -1, self.values).astype(np.intp)
+            return Value("factor", codes, ["FALSE", "TRUE"], [False, True])
+        if self.kind == "character":
+            return _factor_from(self.values)
+        raise TypeError("numeric values are not a factor")
+
+    def drop_unused(self) -> "Value":
+        if self.kind != "factor":
+            return self
+        used = np.unique(self.values[self.values >= 0])
+        if len(used) == len(self.levels):
+            return self
+        remap = np.full(len(self.levels), -1, dtype=np.intp)
+        remap[used] = np.arange(len(used))
+        codes = np.where(self.values >= 0, remap[np.maximum(self.values, 0)], -1)
+        return replace(self, values=codes, levels=[self.levels[i] for i in used],
+                       labels=[self.labels[i] for i in used])
+
+
+# ---------------------------------------------------------------------------------------- labels
+def r_label(v: Any) -> str:
+    """A value as R's ``as.character`` spells it as a factor level.
+
+    >>> r_label(308), r_label(1.0), r_label(1e5), r_label(True), r_label("a")
+    ('308', '1', '1e+05', 'TRUE', 'a')
+    """
+    if isinstance(v, (bool, np.bool_)):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return format_number(float(v))
+    return str(v)
+
+
+def r_sort_key(s: str):
+    """An approximation of R's ICU collation of levels: case-insensitive first, lower case first
+    on ties, punctuation before digits before letters.
+
+    >>> sorted(["b", "B", "a", "A", "_x", "10", "9"], key=r_sort_key)
+    ['_x', '10', '9', 'a', 'A', 'b', 'B']
+    """
+    def cls(ch: str) -> int:
+        return 2 if ch.isalpha() else 1 if ch.isdigit() else 0
+
+    return tuple((cls(c), c.casefold()) for c in s), tuple(c.isupper() for c in s)
+
+
+def _factor_from(values: np.ndarray, levels: list[Any] | None = None) -> Value:
+    """A factor from raw values: levels sorted as R sorts them (numbers by value, text by collation)."""
+    values = np.asarray(values, dtype=object)
+    mask = pd.isna(values)
+    present = pd.unique(values[~mask])
+    if levels is None:
+        if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+               for v in present):
+            levels = sorted(present)
+        else:
+            levels = sorted(present, key=lambda v: r_sort_key(r_label(v)))
+    strings = [r_label(v) for v in levels]
+    index = {s: i for i, s in enumerate(strings)}
+    codes = np.array([-1 if m else index.get(r_label(v), -1) for v, m in zip(values, mask)], dtype=np.intp)
+    return Value("factor", codes, strings, list(levels))
+
+
+# ---------------------------------------------------------------------------------------- columns
+def column_value(data: pd.DataFrame, name: str) -> Value:
+    """A data column as an R value: numbers numeric, bools logical, categoricals factors, text character."""
+    col = data[name]
+    if isinstance(col, pd.DataFrame):
+        raise DataError(f"the data has {col.shape[1]} columns named {name!r}; column names must be unique")
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        cats = list(dtype.categories)
+        return Value("factor", col.cat.codes.to_numpy().astype(np.intp), [r_label(c) for c in cats], cats,
+                     ordered=bool(dtype.ordered))
+    if pd.api.types.is_bool_dtype(dtype):
+        return Value("logical", col.astype("float64").to_numpy())
+    if pd.api.types.is_complex_dtype(dtype):
+        raise DataError(f"column {name!r} is complex; a model needs real numbers")
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        raise DataError(f"column {name!r} holds dates or durations ({dtype}); convert it to a number first, "
+                        f"e.g. days since a reference date")
+    if pd.api.types.is_numeric_dtype(dtype):
+        return Value("numeric", col.to_numpy(dtype=float, na_value=np.nan))
+    values = col.to_numpy(dtype=object)
+    mask = pd.isna(values)
+    present = values[~mask]
+    if any(isinstance(v, bool) for v in present) and all(isinstance(v, bool) for v in present):
+        return Value("logical", np.where(mask, np.nan, values.astype(float, copy=False) if not mask.any() else
+                                         np.array([np.nan if m else float(v) for v, m in zip(values, mask)])))
+    numbers = [v for v in present if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)]
+    texts = [v for v in present if isinstance(v, str)]
+    numeric_text = [t for t in texts if _is_number(t)]
+    if (numbers or numeric_text) and len(numbers) + len(numeric_text) >= max(1, len(present) // 2) \
+            and len(numbers) + len(numeric_text) < len(present):
+        odd = next(v for v in present if not (isinstance(v, (int, float, np.number)) or
+                                               (isinstance(v, str) and _is_number(v))))
+        raise DataError(f"column {name!r} is mostly numbers but holds text such as {odd!r}; convert it with "
+                        f"pd.to_numeric(data[{name!r}], errors='coerce') to treat such cells as missing, or make it "
+                        "a categorical on purpose")
+    if any(isinstance(v, (pd.Timestamp, np.datetime64)) for v in present):
+        raise DataError(f"column {name!r} holds dates; convert it to a number first")
+    return Value("character", np.where(mask, None, values.astype(str) if not numbers else
+                                       np.array([r_label(v) for v in values], dtype=object)).astype(object))
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+_CONSTANTS = {"TRUE": True, "FALSE": False, "T": True, "F": False, "pi": math.pi, "Inf": math.inf}
+_CONTRASTS = {"treatment": "treatment", "contr.treatment": "treatment", "Treatment": "treatment",
+              "sum": "sum", "contr.sum": "sum", "Sum": "sum", "helmert": "helmert", "contr.helmert": "helmert",
+              "Helmert": "helmert", "poly": "poly", "contr.poly": "poly", "Poly": "poly"}
+_FUNCTION_PREFIXES = ("np.", "numpy.", "base::", "stats::", "splines::", "math.")
+
+
+def _canonical(func: str) -> str:
+    for p in _FUNCTION_PREFIXES:
+        if func.startswith(p):
+            return func[len(p):]
+    return func
+
+
+def referenced_columns(node: Node) -> list[str]:
+    """Names in ``node`` that must be data columns (function names and constants left out).
+
+    >>> referenced_columns(parse("log(total.fruits) + C(f, sum) + I(x^2 > pi)"))
+    ['total.fruits', 'f', 'x']
+    """
+    out: list[str] = []
+
+    def visit(n: Node) -> None:
+        if isinstance(n, Name):
+            if n.id not in _CONSTANTS and n.id not in out:
+                out.append(n.id)
+        elif isinstance(n, Call):
+            fn = _canonical(n.func)
+            args = list(n.args)
+            if fn == "Q" and args and isinstance(args[0][1], Str):
+                if args[0][1].value not in out:
+                    out.append(args[0][1].value)
+                return
+            if fn in ("C", "contrasts") and len(args) > 1:
+                args = args[:1] + [a for a in args[1:] if not isinstance(a[1], Name) or a[1].id not in _CONTRASTS]
+            for _, v in args:
+                visit(v)
+        elif isinstance(n, (Op, Unary, Paren)):
+            for child in (n.left, n.right) if isinstance(n, Op) else (n.operand,) if isinstance(n, Unary) else (n.inner,):
+                visit(child)
+
+    visit(node)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+class _Context:
+    def __init__(self, data: pd.DataFrame, state: dict, learn: bool):
+        self.data, self.state, self.learn = data, state, learn
+        self.n = len(data)
+
+
+def evaluate(node: Node | str, data: pd.DataFrame, state: dict | None = None, learn: bool = True) -> Value:
+    """The value of one formula variable on ``data``.
+
+    ``state`` holds what stateful transforms learned; with ``learn=False`` it must hold them
+    already (new data are transformed with the training parameters).
+    """
+    node = parse(node) if isinstance(node, str) else node
+    ctx = _Context(data, {} if state is None else state, learn)
+    v = _eval(node, ctx)
+    if v.values.ndim == 0 or (v.values.shape[0] != ctx.n):
+        v = replace(v, values=np.broadcast_to(v.values, (ctx.n,) + v.values.shape[1:]).copy())
+    return v
+
+
+def _err(node: Node, message: str) -> FormulaError:
+    return FormulaError(f"{message} in {deparse(node)!r}")
+
+
+def _eval(node: Node, ctx: _Context) -> Value:
+    if isinstance(node, Num):
+        return Value("numeric", np.array(node.value))
+    if isinstance(node, Str):
+        return Value("character", np.array(node.value, dtype=object))
+    if isinstance(node, Paren):
+        return _eval(node.inner, ctx)
+    if isinstance(node, Name):
+        if node.id in ctx.data.columns:
+            return column_value(ctx.data, node.id)
+        if node.id in _CONSTANTS:
+            c = _CONSTANTS[node.id]
+            return Value("logical" if isinstance(c, bool) else "numeric", np.array(float(c)))
+        close = difflib.get_close_matches(node.id, [str(c) for c in ctx.data.columns], n=1)
+        raise FormulaError(f"unknown column {node.id!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if isinstance(node, Unary):
+        x = _eval(node.operand, ctx)
+        if node.op == "!":
+            return Value("logical", _logical_not(_as_logical(x, node)))
+        if node.op in "+-":
+            v = _as_number(x, node)
+            return Value("numeric", -v if node.op == "-" else v)
+        raise _err(node, f"operator {node.op!r} cannot be evaluated")
+    if isinstance(node, Op):
+        return _binary(node, ctx)
+    if isinstance(node, Call):
+        fn = _canonical(node.func)
+        if fn not in FUNCTIONS:
+            raise FormulaError(f"function {node.func}() is not supported in a formula (in {deparse(node)!r}); "
+                               f"supported: {', '.join(sorted(FUNCTIONS))}")
+        return FUNCTIONS[fn](node, ctx)
+    raise _err(node, "cannot evaluate")
+
+
+def _as_number(v: Value, node: Node) -> np.ndarray:
+    if v.kind in ("numeric", "logical"):
+        return v.values.astype(float)
+    raise _err(node, f"arithmetic needs numbers, but a {v.kind} was given (use as.numeric() to take a "
+                     "factor's codes)")
+
+
+def _as_logical(v: Value, node: Node) -> np.ndarray:
+    if v.kind in ("numeric", "logical"):
+        x = v.values.astype(float)
+        return np.where(np.isnan(x), np.nan, (x != 0).astype(float))
+    raise _err(node, f"a logical operator needs TRUE/FALSE values, not a {v.kind}")
+
+
+def _logical_not(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), np.nan, 1.0 - x)
+
+
+def _labels(v: Value) -> np.ndarray:
+    """Values as R strings (for comparisons with text)."""
+    if v.kind == "factor":
+        lv = np.array(v.levels + [None], dtype=object)
+        return lv[np.where(v.values < 0, len(v.levels), v.values)]
+    if v.kind == "character":
+        return v.values
+    return np.array([None if np.isnan(x) else r_label(float(x)) for x in np.ravel(v.values)], dtype=object)
+
+
+def _binary(node: Op, ctx: _Context) -> Value:
+    op = node.op
+    a, b = _eval(node.left, ctx), _eval(node.right, ctx)
+    if op in ("==", "!=", "<", ">", "<=", ">=") and ("factor" in (a.kind, b.kind) or "character" in (a.kind, b.kind)):
+        if op not in ("==", "!="):
+            raise _err(node, f"'{op}' is not meaningful for text or factors")
+        la, lb = _labels(a), _labels(b)
+        res = np.asarray(la == lb, dtype=float) if op == "==" else np.asarray(la != lb, dtype=float)
+        na = pd.isna(la) | pd.isna(lb)
+        return Value("logical", np.where(na, np.nan, res))
+    if op == "%in%":
+        table = set(_labels(b).tolist())
+        la = _labels(a)
+        return Value("logical", np.array([float(x in table) for x in np.atleast_1d(la)]))
+    if op in ("&", "&&", "|", "||"):
+        x, y = _as_logical(a, node), _as_logical(b, node)
+        with np.errstate(invalid="ignore"):
+            if op in ("&", "&&"):
+                res = np.where((x == 0) | (y == 0), 0.0, np.where(np.isnan(x) | np.isnan(y), np.nan, 1.0))
+            else:
+                res = np.where((x == 1) | (y == 1), 1.0, np.where(np.isnan(x) | np.isnan(y), np.nan, 0.0))
+        return Value("logical", res)
+    x, y = _as_number(a, node), _as_number(b, node)
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return Value("numeric", x + y)
+        if op == "-":
+            return Value("numeric", x - y)
+        if op == "*":
+            return Value("numeric", x * y)
+        if op == "/":
+            return Value("numeric", x / y)
+        if op == "^":
+            return Value("numeric", np.power(x, y))
+        if op == "%%":
+            return Value("numeric", np.mod(x, y))
+        if op == "%/%":
+            return Value("numeric", np.floor_divide(x, y))
+        cmp = {"==": np.equal, "!=": np.not_equal, "<": np.less, ">": np.greater, "<=": np.less_equal,
+               ">=": np.greater_equal}
+        if op in cmp:
+            return Value("logical", np.where(np.isnan(x) | np.isnan(y), np.nan, cmp[op](x, y).astype(float)))
+    raise _err(node, f"operator {op!r} has no meaning inside a variable; inside I() R's arithmetic operators "
+                     "are + - * / ^ %% %/%")
+
+
+# ---------------------------------------------------------------------------------------- functions
+def _args(node: Call, names: list[str], required: int = 1) -> dict[str, Node]:
+    """R's argument matching: keywords by (partial) name, then positions."""
+    out: dict[str, Node] = {}
+    positional = []
+    for key, val in node.args:
+        if key is None:
+            positional.append(val)
+            continue
+        match = [n for n in names if n == key] or [n for n in names if n.startswith(key)]
+        if len(match) != 1:
+            raise _err(node, f"{node.func}() has no argument {key!r} (it takes {', '.join(names)})")
+        out[match[0]] = val
+    free = [n for n in names if n not in out]
+    if len(positional) > len(free):
+        raise _err(node, f"{node.func}() takes at most {len(names)} arguments ({', '.join(names)})")
+    out.update(zip(free, positional))
+    missing = [n for n in names[:required] if n not in out]
+    if missing:
+        raise _err(node, f"{node.func}() needs its argument {missing[0]!r}")
+    return out
+
+
+def _constant(node: Node, ctx: _Context, what: str) -> Any:
+    """A literal argument: number, string, TRUE/FALSE, or c(...) of them."""
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Str):
+        return node.value
+    if isinstance(node, Unary) and node.op == "-" and isinstance(node.operand, Num):
+        return -node.operand.value
+    if isinstance(node, Name) and node.id in _CONSTANTS:
+        return _CONSTANTS[node.id]
+    if isinstance(node, Name) and node.id == "NULL":
+        return None
+    if isinstance(node, Call) and node.func == "c":
+        return [_constant(v, ctx, what) for _, v in node.args]
+    if isinstance(node, Call) and node.func in ("seq", "seq_len") or isinstance(node, Op) and node.op == ":":
+        v = _eval(node, ctx)
+        return np.ravel(v.values).tolist()
+    raise FormulaError(f"{what} must be a constant (a number, a string, TRUE/FALSE or c(...)), "
+                       f"not {deparse(node)!r}")
+
+
+def _numeric_arg(node: Node, ctx: _Context, call: Node) -> np.ndarray:
+    v = _eval(node, ctx)
+    x = _as_number(v, call)
+    if v.matrix:
+        if x.shape[1] != 1:
+            raise _err(call, "this function takes a single column")
+        x = x[:, 0]
+    return np.broadcast_to(x, (ctx.n,)).astype(float) if x.ndim == 0 else x
+
+
+def _elementwise(f: Callable[[np.ndarray], np.ndarray]):
+    def handler(node: Call, ctx: _Context) -> Value:
+        a = _args(node, ["x"])
+        with np.errstate(all="ignore"):
+            return Value("numeric", f(_numeric_arg(a["x"], ctx, node)))
+    return handler
+
+
+def _log(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x", "base"])
+    x = _numeric_arg(a["x"], ctx, node)
+    with np.errstate(all="ignore"):
+        out = np.log(x)
+        if "base" in a:
+            out = out / math.log(float(_constant(a["base"], ctx, "log()'s base")))
+    return Value("numeric", out)
+
+
+def _round(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x", "digits"])
+    digits = int(_constant(a["digits"], ctx, "round()'s digits")) if "digits" in a else 0
+    return Value("numeric", np.round(_numeric_arg(a["x"], ctx, node), digits))
+
+
+def _identity(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x"])
+    v = _eval(a["x"], ctx)
+    if v.kind == "factor" and node.func == "I":
+        return v
+    return v
+
+
+def _q(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["name"])
+    if not isinstance(a["name"], Str):
+        raise _err(node, "Q() takes a column name in quotes")
+    return _eval(Name(a["name"].span, a["name"].value), ctx)
+
+
+def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
+    a = _args(node, ["x", "levels", "labels", "ordered"] if node.func != "as.factor" else ["x"])
+    v = _eval(a["x"], ctx)
+    if "ordered" in a:
+        ordered = bool(_constant(a["ordered"], ctx, "factor()'s ordered"))
+    if "levels" in a:
+        wanted = _constant(a["levels"], ctx, "factor()'s levels")
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        f = _factor_from(_labels(v) if v.kind != "numeric" else np.ravel(v.values).astype(object),
+                         [r_label(w) if v.kind != "numeric" else w for w in wanted])
+    elif v.kind == "factor":
+        f = v
+    elif v.kind == "numeric":
+        x = np.ravel(v.values)
+        f = _factor_from(np.where(np.isnan(x), None, x).astype(object))
+    elif v.kind == "logical":
+        f = v.as_factor()
+        f = f.drop_unused()
+    else:
+        f = _factor_from(v.values)
+    if "labels" in a:
+        new = _constant(a["labels"], ctx, "factor()'s labels")
+        new = new if isinstance(new, list) else [new]
+        if len(new) != len(f.levels):
+            raise _err(node, f"labels has {len(new)} values for {len(f.levels)} levels")
+        f = replace(f, levels=[str(x) for x in new], labels=list(new))
+    return replace(f, ordered=ordered or (f.ordered and node.func in ("factor", "as.factor") and "levels" not in a
+                                          and v.kind == "factor"), contrasts=None)
+
+
+def _contrast_call(node: Call, ctx: _Context) -> Value:
+    """``C(f, sum)`` (R) and ``C(f)`` (formulaic's spelling: treatment contrasts)."""
+    a = _args(node, ["object", "contr", "how.many"])
+    v = _eval(a["object"], ctx)
+    f = v.as_factor() if v.kind != "numeric" else _factor_from(np.ravel(v.values).astype(object))
+    kind = "treatment"
+    if "contr" in a:
+        c = a["contr"]
+        name = c.id if isinstance(c, Name) else c.value if isinstance(c, Str) else None
+        if name not in _CONTRASTS:
+            raise _err(node, f"unknown contrasts {deparse(c)!r}; use treatment, sum, helmert or poly")
+        kind = _CONTRASTS[name]
+    return replace(f, contrasts=kind)
+
+
+def _relevel(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x", "ref"], required=2)
+    f = _eval(a["x"], ctx).as_factor()
+    ref = r_label(_constant(a["ref"], ctx, "relevel()'s ref"))
+    if ref not in f.levels:
+        raise _err(node, f"relevel(): {ref!r} is not a level (levels: {f.levels[:10]})")
+    i = f.levels.index(ref)
+    order = [i] + [j for j in range(len(f.levels)) if j != i]
+    remap = np.argsort(order)
+    codes = np.where(f.values >= 0, remap[np.maximum(f.values, 0)], -1)
+    return replace(f, values=codes, levels=[f.levels[j] for j in order], labels=[f.labels[j] for j in order])
+
+
+def _as_numeric(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x"])
+    v = _eval(a["x"], ctx)
+    if v.kind == "factor":
+        x = np.where(v.values < 0, np.nan, v.values + 1.0)
+    elif v.kind == "character":
+        x = np.array([float(s) if s is not None and _is_number(s) else np.nan for s in v.values])
+    else:
+        x = v.values.astype(float)
+    if node.func.endswith("integer"):
+        x = np.trunc(x)
+    return Value("numeric", x)
+
+
+def _as_character(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x"])
+    return Value("character", _labels(_eval(a["x"], ctx)))
+
+
+def _as_logical_call(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x"])
+    return Value("logical", _as_logical(_eval(a["x"], ctx), node))
+
+
+def _ifelse(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["test", "yes", "no"], required=3)
+    test = _as_logical(_eval(a["test"], ctx), node)
+    yes, no = _eval(a["yes"], ctx), _eval(a["no"], ctx)
+    if yes.kind in ("numeric", "logical") and no.kind in ("numeric", "logical"):
+        return Value("numeric", np.where(np.isnan(test), np.nan, np.where(test == 1, yes.values, no.values)))
+    ly, ln = _labels(yes), _labels(no)
+    return Value("character", np.where(np.isnan(test), None, np.where(test == 1, ly, ln)).astype(object))
+
+
+def _pminmax(node: Call, ctx: _Context) -> Value:
+    vals = [_numeric_arg(v, ctx, node) for k, v in node.args if k != "na.rm"]
+    f = np.minimum if node.func.endswith("pmin") else np.maximum
+    out = vals[0]
+    for v in vals[1:]:
+        out = f(out, v)
+    return Value("numeric", out)
+
+
+def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any]) -> Any:
+    key = deparse(node)
+    if ctx.learn:
+        ctx.state[key] = learn()
+    elif key not in ctx.state:
+        raise FormulaError(f"{key} was not part of the fitted model")
+    return ctx.state[key]
+
+
+def _scale(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x", "center", "scale"])
+    x = _numeric_arg(a["x"], ctx, node)
+    center_arg = _constant(a["center"], ctx, "scale()'s center") if "center" in a else True
+    scale_arg = _constant(a["scale"], ctx, "scale()'s scale") if "scale" in a else True
+
+    def learn():
+        ok = x[~np.isnan(x)]
+        c = float(ok.mean()) if center_arg is True else 0.0 if center_arg is False else float(center_arg)
+        if scale_arg is True:
+            s = float(np.sqrt(np.sum((ok - c) ** 2) / max(len(ok) - 1, 1)))
+        else:
+            s = 1.0 if scale_arg is False else float(scale_arg)
+        return c, s
+
+    c, s = _stateful(node, ctx, learn)
+    with np.errstate(all="ignore"):
+        return Value("numeric", ((x - c) / s)[:, None], matrix=True)
+
+
+def _center(node: Call, ctx: _Context) -> Value:
+    a = _args(node, ["x"])
+    x = _numeric_arg(a["x"], ctx, node)
+    c = _stateful(node, ctx, lambda: float(np.nanmean(x)))
+    return Value("numeric", x - c)
+
+
+def _poly(node: Call, ctx: _Context) -> Value:
+    if sum(k is None for k, _ in node.args) > 2 and not any(k == "degree" for k, _ in node.args):
+        raise _err(node, "poly() of several variables is not supported; write poly(x, d) + poly(z, d)")
+    a = _args(node, ["x", "degree", "coefs", "raw"])
+    x = _numeric_arg(a["x"], ctx, node)
+    degree = int(_constant(a["degree"], ctx, "poly()'s degree")) if "degree" in a else 1
+    raw = bool(_constant(a["raw"], ctx, "poly()'s raw")) if "raw" in a else False
+    if degree < 1:
+        raise _err(node, "poly()'s degree must be at least 1")
+    names = [str(i) for i in range(1, degree + 1)]
+    if raw:
+        return Value("numeric", np.column_stack([x ** d for d in range(1, degree + 1)]), colnames=names, matrix=True)
+
+    def learn():
+        ok = x[~np.isnan(x)]
+        if len(np.unique(ok)) <= degree:
+            raise _err(node, f"poly(): degree {degree} needs more than {degree} distinct values of the variable")
+        # R's poly(): orthogonal polynomials by a three-term recurrence on the centred variable
+        alpha, norm2 = [], [1.0]
+        Z_prev, Z = np.zeros_like(ok), np.ones_like(ok)
+        norm2.append(float(Z @ Z))
+        for i in range(degree):
+            alpha.append(float((ok * Z) @ Z / (Z @ Z)))
+            Z_next = (ok - alpha[i]) * Z - (norm2[i + 1] / norm2[i] if i > 0 else 0.0) * Z_prev
+            Z_prev, Z = Z, Z_next
+            norm2.append(float(Z @ Z))
+        return alpha, norm2
+
+    alpha, norm2 = _stateful(node, ctx, learn)
+    cols = [np.ones_like(x), x - alpha[0]]
+    for i in range(1, degree):
+        cols.append((x - alpha[i]) * cols[i] - (norm2[i + 1] / norm2[i]) * cols[i - 1])
+    Z = np.column_stack(cols[1:]) / np.sqrt(np.asarray(norm2[2:]))
+    return Value("numeric", Z, colnames=names, matrix=True)
+
+
+def _spline(node: Call, ctx: _Context) -> Value:
+    from .splines import bspline_basis, natural_spline_basis
+
+    natural = _canonical(node.func) == "ns"
+    names = ["x", "df", "knots", "intercept", "Boundary.knots"] + ([] if natural else ["degree"])
+    a = _args(node, names)
+    x = _numeric_arg(a["x"], ctx, node)
+    df = int(_constant(a["df"], ctx, "df")) if "df" in a else None
+    intercept = bool(_constant(a["intercept"], ctx, "intercept")) if "intercept" in a else False
+    degree = int(_constant(a["degree"], ctx, "degree")) if "degree" in a else 3
+
+    def learn():
+        ok = x[~np.isnan(x)]
+        boundary = (_constant(a["Boundary.knots"], ctx, "Boundary.knots") if "Boundary.knots" in a
+                    else [float(ok.min()), float(ok.max())])
+        if "knots" in a:
+            knots = _constant(a["knots"], ctx, "knots")
+            knots = [float(k) for k in (knots if isinstance(knots, list) else [knots])]
+        else:
+            n_inner = (df - 1 - intercept) if natural else (df - degree - 1 + (1 - intercept)) if df else 0
+            if df is None or n_inner <= 0:
+                n_inner = 0
+            inside = ok[(ok >= boundary[0]) & (ok <= boundary[1])]
+            probs = np.linspace(0, 1, n_inner + 2)[1:-1]
+            knots = [float(q) for q in np.quantile(inside, probs)] if n_inner else []
+        return [float(b) for b in boundary], knots
+
+    boundary, knots = _stateful(node, ctx, learn)
+    basis = (natural_spline_basis(x, knots, boundary, intercept) if natural
+             else bspline_basis(x, knots, boundary, degree, intercept))
+    return Value("numeric", basis, colnames=[str(i) for i in range(1, basis.shape[1] + 1)], matrix=True)
+
+
+def _interaction(node: Call, ctx: _Context) -> Value:
+    parts = [_eval(v, ctx) for k, v in node.args if k is None]
+    facs = [p.as_factor() if p.kind != "numeric" else _factor_from(np.ravel(p.values).astype(object)) for p in parts]
+    return combine_factors(facs, sep=".", first_fastest=True)
+
+
+def combine_factors(facs: list[Value], sep: str = ":", first_fastest: bool = False) -> Value:
+    """The interaction of factors: levels that occur, ``a:b`` spelled, ordered as R orders them
+    (lme4's ``%i%``: the first factor varies slowest; ``interaction()``: fastest)."""
+    codes = np.column_stack([f.values for f in facs])
+    na = (codes < 0).any(axis=1)
+    order_cols = codes[:, ::-1] if first_fastest else codes
+    present = np.unique(order_cols[~na], axis=0)
+    present = present[:, ::-1] if first_fastest else present
+    lookup = {tuple(r): i for i, r in enumerate(present.tolist())}
+    out = np.array([-1 if m else lookup[tuple(r)] for r, m in zip(codes.tolist(), na)], dtype=np.intp)
+    levels = [sep.join(f.levels[c] for f, c in zip(facs, r)) for r in present.tolist()]
+    return Value("factor", out, levels, list(levels))
+
+
+FUNCTIONS: dict[str, Callable[[Call, _Context], Value]] = {
+    "I": _identity, "identity": _identity, "Q": _q,
+    "log": _log, "log2": _elementwise(np.log2), "log10": _elementwise(np.log10), "log1p": _elementwise(np.log1p),
+    "exp": _elementwise(np.exp), "expm1": _elementwise(np.expm1), "sqrt": _elementwise(np.sqrt),
+    "abs": _elementwise(np.abs), "absolute": _elementwise(np.abs), "sign": _elementwise(np.sign),
+    "sin": _elementwise(np.sin), "cos": _elementwise(np.cos), "tan": _elementwise(np.tan),
+    "asin": _elementwise(np.arcsin), "acos": _elementwise(np.arccos), "atan": _elementwise(np.arctan),
+    "arcsin": _elementwise(np.arcsin), "arccos": _elementwise(np.arccos), "arctan": _elementwise(np.arctan),
+    "sinh": _elementwise(np.sinh), "cosh": _elementwise(np.cosh), "tanh": _elementwise(np.tanh),
+    "floor": _elementwise(np.floor), "ceiling": _elementwise(np.ceil), "ceil": _elementwise(np.ceil),
+    "trunc": _elementwise(np.trunc), "round": _round, "square": _elementwise(np.square),
+    "plogis": _elementwise(lambda x: 1 / (1 + np.exp(-x))), "qlogis": _elementwise(lambda p: np.log(p / (1 - p))),
+    "factor": _factor, "as.factor": _factor, "ordered": lambda n, c: _factor(n, c, ordered=True),
+    "as.ordered": lambda n, c: _factor(n, c, ordered=True), "C": _contrast_call, "relevel": _relevel,
+    "as.numeric": _as_numeric, "as.double": _as_numeric, "as.integer": _as_numeric, "as.character": _as_character,
+    "as.logical": _as_logical_call, "ifelse": _ifelse, "pmin": _pminmax, "pmax": _pminmax,
+    "scale": _scale, "center": _center, "poly": _poly, "ns": _spline, "bs": _spline, "interaction": _interaction,
+}
+
+
+def stateful_keys(node: Node) -> list[str]:
+    """The calls in ``node`` whose parameters are learned from the training data."""
+    learned = {"scale", "center", "poly", "ns", "bs"}
+    return [deparse(n) for n in walk(node) if isinstance(n, Call) and _canonical(n.func) in learned]
