@@ -27,17 +27,20 @@ from .design import required_columns
 from .exceptions import DataError, HierMIOError
 from .formula import parse_formula
 
-__all__ = ["lmer", "LmerFit", "RNotAvailableError", "r_available"]
+__all__ = ["lmer", "LmerFit", "LmerDesign", "lformula", "from_r", "RNotAvailableError", "r_available"]
 
 _INSTALL = ("install R and lme4 (Debian: apt-get install r-base-core r-cran-lme4) and rpy2 "
             "(pip install 'rpy2>=3.5,<3.6'), or run ./run setup as root")
 
 _R_FIT = r"""
-function(formula, data, REML) {
+function(formula, data, REML, weights = NULL, offset = NULL) {
   warns <- character(0); msgs <- character(0)
+  data$.hiermio_weights <- weights; data$.hiermio_offset <- offset
   fit <- tryCatch(
     withCallingHandlers(
-      lme4::lmer(stats::as.formula(formula), data = data, REML = REML),
+      eval(bquote(lme4::lmer(stats::as.formula(formula), data = data, REML = REML,
+                             weights = .(if (is.null(weights)) NULL else quote(.hiermio_weights)),
+                             offset = .(if (is.null(offset)) NULL else quote(.hiermio_offset))))),
       warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
       message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
     error = function(e) e)
@@ -57,6 +60,31 @@ function(formula, data, REML) {
        re = lapply(re, function(d) list(levels = rownames(d), cols = colnames(d), values = as.matrix(d))),
        vc_grp = as.character(vc$grp), vc_var1 = as.character(vc$var1), vc_var2 = as.character(vc$var2),
        vc_vcov = vc$vcov, vc_sdcor = vc$sdcor)
+}
+"""
+
+
+_R_LFORMULA = r"""
+function(formula, data, weights = NULL, offset = NULL) {
+  suppressPackageStartupMessages(library(splines))
+  data$.hiermio_weights <- weights; data$.hiermio_offset <- offset
+  msgs <- character(0)
+  lf <- withCallingHandlers(
+    eval(bquote(lme4::lFormula(stats::as.formula(formula), data = data,
+                               weights = .(if (is.null(weights)) NULL else quote(.hiermio_weights)),
+                               offset = .(if (is.null(offset)) NULL else quote(.hiermio_offset))))),
+    message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
+  Zt <- methods::as(lf$reTrms$Zt, "TsparseMatrix")
+  fr <- lf$fr
+  list(X = unname(lf$X), X_names = colnames(lf$X), rows = match(rownames(fr), rownames(data)),
+       Zt_i = Zt@i, Zt_j = Zt@j, Zt_x = Zt@x, Zt_dim = dim(Zt),
+       Zt_rows = rownames(lf$reTrms$Zt),
+       cnms_names = names(lf$reTrms$cnms), cnms = lf$reTrms$cnms,
+       flist_names = names(lf$reTrms$flist), flist_levels = lapply(lf$reTrms$flist, levels),
+       term_factor = attr(lf$reTrms$flist, "assign"), n_levels = vapply(lf$reTrms$flist, nlevels, 1L),
+       offset = if (is.null(stats::model.offset(fr))) numeric(0) else stats::model.offset(fr),
+       weights = if (is.null(stats::model.weights(fr))) numeric(0) else stats::model.weights(fr),
+       messages = msgs)
 }
 """
 
@@ -110,7 +138,7 @@ def _load_r():
             ro.r("suppressPackageStartupMessages(library(lme4))")
         except Exception:
             raise RNotAvailableError("R is installed but the lme4 package is not; " + _INSTALL) from None
-        _R.update(ro=ro, fit=ro.r(_R_FIT))
+        _R.update(ro=ro, fit=ro.r(_R_FIT), lformula=ro.r(_R_LFORMULA))
     return _R
 
 
@@ -124,28 +152,148 @@ def r_available() -> bool:
 
 
 def _to_r_frame(data: pd.DataFrame, columns: list[str]):
+    """Columns as R holds them: categoricals as factors (ordered ones as ordered factors), numbers
+    as doubles, bools as logicals, text as character (R orders its levels itself), NaN as NA."""
     ro = _r()["ro"]
     cols = {}
     for c in columns:
         s = data[c]
         if isinstance(s.dtype, pd.CategoricalDtype):
-            levels = [str(v) for v in s.cat.categories]
+            from .variables import r_label
+
+            levels = [r_label(v) for v in s.cat.categories]
             codes = s.cat.codes.to_numpy().astype(int) + 1
             vec = ro.IntVector(np.where(codes == 0, ro.NA_Integer, codes).tolist())
-            cols[c] = ro.r["structure"](vec, levels=ro.StrVector(levels), **{"class": "factor"})
+            cls = ro.StrVector(["ordered", "factor"]) if s.cat.ordered else "factor"
+            cols[c] = ro.r["structure"](vec, levels=ro.StrVector(levels), **{"class": cls})
         elif pd.api.types.is_bool_dtype(s):
             cols[c] = ro.BoolVector(s.to_numpy().tolist())
         elif pd.api.types.is_numeric_dtype(s):
-            arr = s.to_numpy(dtype=float)
+            arr = s.to_numpy(dtype=float, na_value=np.nan)
             cols[c] = ro.FloatVector(np.where(np.isnan(arr), ro.NA_Real, arr)) if np.isnan(arr).any() \
                 else ro.FloatVector(arr)
         else:
-            mask = s.isna().to_numpy()
-            levels = sorted(pd.unique(s[~mask].astype(str)))
-            codes = pd.Categorical(s.astype(str).where(~mask), categories=levels).codes + 1
-            vec = ro.IntVector(np.where(codes == 0, ro.NA_Integer, codes).tolist())
-            cols[c] = ro.r["structure"](vec, levels=ro.StrVector(levels), **{"class": "factor"})
+            from .variables import r_label
+
+            values = [None if pd.isna(v) else r_label(v) for v in s.to_numpy(dtype=object)]
+            cols[c] = ro.StrVector([ro.NA_Character if v is None else v for v in values])
     return ro.DataFrame(cols)
+
+
+def _vector_arg(arg: Any, data: pd.DataFrame, name: str):
+    """``weights=`` / ``offset=`` for R: a column name or one number per row, as a double vector."""
+    if arg is None:
+        return None
+    ro = _r()["ro"]
+    values = data[arg].to_numpy(dtype=float) if isinstance(arg, str) else np.asarray(arg, dtype=float)
+    if len(values) != len(data):
+        raise DataError(f"{name} has {len(values)} values but the data has {len(data)} rows")
+    return ro.FloatVector(np.where(np.isnan(values), ro.NA_Real, values))
+
+
+def from_r(expression: str) -> pd.DataFrame:
+    """The data frame an R expression gives, as pandas: factors as categoricals (ordered kept),
+    integers as int64 (float64 when they have NA), characters as objects, NA as missing.
+
+    >>> df = from_r("lme4::cake")  # doctest: +SKIP
+    >>> df.temperature.cat.ordered  # doctest: +SKIP
+    True
+    """
+    with _r_session() as R:
+        ro = R["ro"]
+        try:
+            frame = ro.r(f"as.data.frame({expression})")
+        except Exception as exc:
+            raise HierMIOError(f"R could not evaluate {expression!r}: {exc}") from None
+        out = {}
+        for name in frame.names:
+            col = frame.rx2(name)
+            rclass = list(ro.r["class"](col))
+            if "factor" in rclass:
+                codes = np.asarray(ro.r["as.integer"](col), dtype=float)
+                codes = np.where(np.isnan(codes), 0, codes).astype(int) - 1
+                levels = list(ro.r["levels"](col))
+                out[name] = pd.Categorical.from_codes(codes, categories=levels, ordered="ordered" in rclass)
+            elif "logical" in rclass:
+                vals = np.asarray(ro.r["as.integer"](col), dtype=float)
+                out[name] = vals.astype(bool) if not np.isnan(vals).any() else \
+                    pd.array([None if np.isnan(v) else bool(v) for v in vals], dtype="boolean")
+            elif "character" in rclass:
+                na = np.asarray(ro.r["is.na"](col), dtype=bool)
+                out[name] = np.array([None if m else str(v) for v, m in zip(col, na)], dtype=object)
+            elif "integer" in rclass:
+                vals = np.asarray(ro.r["as.numeric"](col), dtype=float)
+                out[name] = vals if np.isnan(vals).any() else vals.astype(np.int64)
+            else:
+                out[name] = np.asarray(ro.r["as.numeric"](col), dtype=float)
+        return pd.DataFrame(out)
+
+
+@dataclass
+class LmerDesign:
+    """lme4's own design for a formula and data (``lme4::lFormula``): the truth for formula semantics."""
+
+    X: pd.DataFrame  # fixed-effects matrix, lme4's column names
+    rows: np.ndarray  # positions (0-based) of the data rows used
+    Z: Any  # scipy sparse n x m, columns keyed by ``z_keys``
+    z_keys: list[tuple[str, str, str]]  # (grouping factor, level, coefficient) of each Z column
+    cnms: list[tuple[str, list[str]]]  # (grouping factor, coefficient names) per random term
+    flist: dict[str, list[str]]  # grouping factor -> levels
+    offset: np.ndarray | None
+    weights: np.ndarray | None
+    messages: list[str]
+
+
+def lformula(formula: str, data: pd.DataFrame | str, weights: Any = None, offset: Any = None) -> LmerDesign:
+    """``lme4::lFormula(formula, data, weights, offset)``: the X, Z, names and rows lme4 would use.
+
+    ``data`` is a pandas frame (sent to R column by column) or an R expression naming a data frame
+    (``"lme4::sleepstudy"``), used as R holds it.
+
+    >>> d = lformula("Reaction ~ Days + (Days | Subject)", "lme4::sleepstudy")  # doctest: +SKIP
+    >>> list(d.X.columns), d.cnms  # doctest: +SKIP
+    (['(Intercept)', 'Days'], [('Subject', ['(Intercept)', 'Days'])])
+    """
+    import scipy.sparse as sp
+
+    with _r_session() as R:
+        ro = R["ro"]
+        if isinstance(data, str):
+            frame = ro.r(f"as.data.frame({data})")
+            n = int(ro.r["nrow"](frame)[0])
+            if weights is not None or offset is not None:
+                raise HierMIOError("weights and offset go with a pandas data frame")
+            w = o = None
+        else:
+            frame = _to_r_frame(data, list(data.columns))
+            n = len(data)
+            w, o = _vector_arg(weights, data, "weights"), _vector_arg(offset, data, "offset")
+        kw = {k: v for k, v in (("weights", w), ("offset", o)) if v is not None}
+        try:
+            out = R["lformula"](formula, frame, **kw)
+        except Exception as exc:
+            raise HierMIOError(f"lme4::lFormula failed on {formula!r}: {str(exc).strip()}") from None
+        res = {k: out.rx2(k) for k in out.names}
+        names = [str(v) for v in res["X_names"]]
+        X = np.asarray(ro.r["as.matrix"](res["X"]), dtype=float).reshape(-1, len(names), order="F") \
+            if len(names) else np.zeros((0, 0))
+        rows_pos = np.asarray(res["rows"], dtype=int) - 1 if n else np.zeros(0, int)
+        dim = [int(v) for v in res["Zt_dim"]]
+        Zt = sp.coo_matrix((np.asarray(res["Zt_x"], float), (np.asarray(res["Zt_i"], int), np.asarray(res["Zt_j"], int))),
+                           shape=dim)
+        cnms_names = [str(v) for v in res["cnms_names"]]
+        cnms = [(g, [str(c) for c in cn]) for g, cn in zip(cnms_names, res["cnms"])]
+        flist = {str(k): [str(v) for v in lv] for k, lv in zip(res["flist_names"], res["flist_levels"])}
+        # Zt's rows: term by term, level-major, each level's coefficients in order
+        keys = []
+        for g, cn in cnms:
+            for level in flist[g]:
+                keys.extend((g, level, c) for c in cn)
+        offset_v = np.asarray(res["offset"], float)
+        weights_v = np.asarray(res["weights"], float)
+        return LmerDesign(pd.DataFrame(X.reshape(len(rows_pos), -1), columns=names), rows_pos, Zt.T.tocsc(), keys,
+                          cnms, flist, offset_v if offset_v.size else None, weights_v if weights_v.size else None,
+                          [str(m) for m in res["messages"]])
 
 
 @dataclass

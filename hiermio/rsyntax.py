@@ -331,6 +331,7 @@ def parse(text: str) -> Node:
 _SYNTACTIC = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*(?::::?[A-Za-z.][A-Za-z0-9._]*)?$|^\.$")
 _RESERVED = {"if", "else", "repeat", "while", "function", "for", "next", "break", "TRUE", "FALSE", "NULL", "Inf",
              "NaN", "NA", "in"}
+_LITERALS = {"TRUE", "FALSE", "NULL", "Inf", "NaN", "NA"}
 _TIGHT = {"/", "^", ":", "%%", "%/%"}  # R deparses these without spaces
 
 
@@ -377,7 +378,7 @@ def deparse(node: Node) -> str:
     if isinstance(node, Str):
         return '"' + node.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(node, Name):
-        return quote_name(node.id)
+        return node.id if node.id in _LITERALS else quote_name(node.id)
     if isinstance(node, Call):
         args = ", ".join((f"{quote_name(k)} = " if k is not None else "") + deparse(v) for k, v in node.args)
         return f"{quote_name(node.func)}({args})"
