@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from numbers import Real
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,8 @@ def fit(
     progress: bool | None = None,
     callback: Callable[[SolverProgress], None] | None = None,
     certify: bool = True,
+    weights: Any = None,
+    offset: Any = None,
 ) -> MIOFit:
     """Fit an lme4 formula with at most ``budget`` nonzero cluster effects, certified by SCIP.
 
@@ -118,6 +120,10 @@ def fit(
     certify
         ``False`` skips the branch-and-bound: the heuristic support is returned with the gap the
         continuous relaxation alone proves (status ``"relaxation_bound"``), in a fraction of the time.
+    weights, offset
+        lme4's ``weights=`` (prior weights: the squared errors are weighted) and ``offset=`` (a
+        known term of the linear predictor, added to any ``offset()`` in the formula): a column
+        name, or one number per row.
 
     Examples
     --------
@@ -130,7 +136,7 @@ def fit(
     """
     _check_options(ridge, time_limit, gap)
     t0 = time.perf_counter()
-    design = build_design(formula, data, na_action=na_action)
+    design = build_design(formula, data, na_action=na_action, weights=weights, offset=offset)
     mu = default_mu(design, ridge)
     problem = SelectionProblem.build(design, budget, mu, selection)
     bar_update, bar_close = _progress_bar(progress)

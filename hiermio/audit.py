@@ -74,7 +74,8 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
         parts = [data[labels == lv].assign(**{group: f"{lv}#{i}"}) for i, lv in enumerate(pick)]
         samples.append(pd.concat(parts, ignore_index=True))
     budget = {name: int(b) for name, b in fit.budgets.items()}
-    opts = {"ridge": fit.ridge, "selection": fit.problem.selection, **fit_options}
+    opts = {"ridge": fit.ridge, "selection": fit.problem.selection, "weights": d.weights_column,
+            "offset": d.offset_column, **fit_options}
     # each resampled copy is a level of its own, so every resample has as many levels as the data
     betas = np.array(run_parallel((delayed(_refit_fixef)(fit.formula, s, budget, opts) for s in samples),
                                   n_jobs, progress, desc="bootstrap fits"))

@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression, RidgeCV
 
 from .api import fit
-from .design import build_design, group_labels
+from .design import build_design, group_labels, vector_args_as_columns
 from .exceptions import HierMIOError
 from .formula import parse_formula
 from .lme4 import RNotAvailableError, lmer
@@ -159,17 +159,22 @@ def compare(
     if unknown:
         raise HierMIOError(f"unknown method(s) {unknown}; choose among {list(METHODS)}")
     parsed = parse_formula(formula)
+    data, weights, offset = vector_args_as_columns(data, weights=fit_options.pop("weights", None),
+                                                   offset=fit_options.pop("offset", None))
+    fit_options.update({k: v for k, v in (("weights", weights), ("offset", offset)) if v is not None})
     if test is None and split is not None:
         if not parsed.random:
             raise HierMIOError("split needs a random-effect term to know the clusters")
         data, test = train_test_split_clusters(data, parsed.random[0].group, split, test_size, random_state)
-    design = build_design(parsed, data)
+    design = build_design(parsed, data, weights=weights, offset=offset)
     train = data.loc[design.rows]
     y_train = design.y
+    off_train = design.offset if design.offset is not None else 0.0
     if test is not None:
-        test_design = build_design(parsed.fixed_formula, test)
-        test = test.loc[test_design.rows]
-        X_test, y_test = test_design.X, test_design.y
+        # the test rows are built with the training design (its factor levels and transforms)
+        test = test.dropna(subset=design.required_columns(random=False, response=True))
+        X_test, y_test = design.fixed_matrix(test), design.response_for(test)
+        off_test = design.offset_for(test)
     rows, fixef, ranef, fits = {}, {}, {}, {}
 
     for m in methods:
@@ -178,15 +183,15 @@ def compare(
         try:
             if m in ("ols", "ridge"):
                 model = LinearRegression(fit_intercept=False) if m == "ols" else _ridge(design)
-                model.fit(design.X, y_train)
+                model.fit(design.X, design.y_adjusted, sample_weight=design.weights)
                 coef = model.coef_ if m == "ols" else _ridge_coef(model, design)
                 fixef[m] = pd.Series(coef, index=list(design.fixed_names))
-                train_pred = design.X @ coef
-                test_pred = X_test @ coef if test is not None else None
+                train_pred = design.X @ coef + off_train
+                test_pred = X_test @ coef + off_test if test is not None else None
                 if m == "ridge":
                     row["messages"] = [f"ridge penalty {model.alpha_:.4g} chosen by leave-one-out CV"]
             elif m == "lmer":
-                ref = lmer(formula, train, REML=REML)
+                ref = lmer(formula, train, REML=REML, weights=weights, offset=offset)
                 fits[m] = ref
                 row.update(status=ref.status, messages=list(ref.messages))
                 if ref.status == "failed":

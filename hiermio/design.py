@@ -34,7 +34,7 @@ from .modelmatrix import ColumnLayout, aliased_columns
 from .rsyntax import Name, Node, deparse, parse
 from .variables import Value, combine_factors, evaluate, r_label, referenced_columns
 
-__all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns"]
+__all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns", "vector_args_as_columns"]
 
 
 @dataclass
@@ -83,7 +83,8 @@ class Design:
     _numeric: set = field(default_factory=set, repr=False)  # variables that were numeric in training
     _fixed_layout: ColumnLayout | None = field(default=None, repr=False)
     _fixed_keep: np.ndarray | None = field(default=None, repr=False)
-    _offset_arg: Any = field(default=None, repr=False)
+    weights_column: str | None = None  # the column that holds the weights ("(weights)" for an array)
+    offset_column: str | None = None  # the column that holds the offset= argument
 
     @property
     def n(self) -> int:
@@ -114,8 +115,8 @@ class Design:
         if not random:
             parts = {k: v for k, v in parts.items() if not k.startswith("random term")}
         cols = set().union(*parts.values()) if parts else set()
-        if isinstance(self._offset_arg, str):
-            cols.add(self._offset_arg)
+        if self.offset_column is not None:
+            cols.add(self.offset_column)
         return sorted(cols)
 
     def _new_values(self, nodes: list[Node], data: pd.DataFrame, where: str) -> dict[str, Value]:
@@ -172,10 +173,18 @@ class Design:
         nodes = list(self.formula.fixed_terms.offsets)
         for node in nodes:
             total += _numeric_vector(self._new_values([node], data, "offset()")[deparse(node)], deparse(node))
-        if isinstance(self._offset_arg, str):
-            total += _numeric_vector(self._new_values([Name((0, 0), self._offset_arg)], data, "offset")
-                                     [deparse(Name((0, 0), self._offset_arg))], self._offset_arg)
+        col = self.offset_column
+        if col is not None:
+            if col not in data.columns:
+                raise DataError(f"the fit has an offset= argument; new data need it too, as column {col!r}")
+            total += _numeric_vector(self._new_values([Name((0, 0), col)], data, "offset")[deparse(Name((0, 0), col))],
+                                     col)
         return total
+
+    def response_for(self, data: pd.DataFrame) -> np.ndarray:
+        """The response evaluated on new data (with the training transforms)."""
+        v = self._new_values([self.formula.response_node], data, f"the response {self.formula.response!r}")
+        return _numeric_vector(v[deparse(self.formula.response_node)], f"response {self.formula.response!r}")
 
     def group_codes(self, k: int, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(level code of each new row, -1 for a level unseen in training; the rows' level strings).
@@ -331,6 +340,32 @@ def _part(where: str) -> str:
     return "fixed part" if where.startswith("the fixed part") else where.removeprefix("the ")
 
 
+def vector_args_as_columns(data: pd.DataFrame, **args: Any) -> tuple[Any, ...]:
+    """``weights=`` / ``offset=`` given as one number per row become columns ``(weights)`` /
+    ``(offset)`` (lme4's names in its model frame), so that subsets of rows (folds, half-samples,
+    resamples) carry them along; column names pass through.
+
+    >>> d, w = vector_args_as_columns(pd.DataFrame({"y": [1., 2]}), weights=[1., 3.])
+    >>> w, d["(weights)"].tolist()
+    ('(weights)', [1.0, 3.0])
+    """
+    out = []
+    for name, arg in args.items():
+        if arg is None or isinstance(arg, str):
+            out.append(arg)
+            continue
+        values = np.asarray(arg)
+        if values.ndim != 1 or values.dtype.kind not in "biuf":
+            raise DataError(f"{name} must be a column name or one number per row, got {type(arg).__name__} "
+                            f"of dtype {values.dtype} and shape {values.shape}")
+        if len(values) != len(data):
+            raise DataError(f"{name} has {len(values)} values but the data has {len(data)} rows")
+        column = f"({name})"
+        data = data.assign(**{column: values.astype(float)})
+        out.append(column)
+    return (data, *out)
+
+
 def _vector_argument(arg: Any, data: pd.DataFrame, name: str, state: dict) -> np.ndarray | None:
     """``weights=`` / ``offset=``: a column name or one number per row."""
     if arg is None:
@@ -381,6 +416,7 @@ def build_design(
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
     if len(data) == 0:
         raise DataError("data has no rows")
+    data, weights, offset = vector_args_as_columns(data, weights=weights, offset=offset)
     dup = data.columns[data.columns.duplicated()].unique().tolist()
     needed = required_columns(parsed)
     used_names = set().union(*needed.values())
@@ -520,5 +556,5 @@ def build_design(
         formula=parsed, y=y, X=X, fixed_names=tuple(layout.names[j] for j in keep_cols), terms=terms,
         rows=frame.index, n_dropped=n_dropped, data=frame, weights=w_used, offset=total_offset,
         dropped_columns=dropped_names, messages=messages, _state=state, _levels=levels, _numeric=numeric,
-        _fixed_layout=layout, _fixed_keep=keep_cols, _offset_arg=offset if isinstance(offset, str) else None,
+        _fixed_layout=layout, _fixed_keep=keep_cols, weights_column=weights, offset_column=offset,
     )

@@ -44,6 +44,8 @@ class HierMIO(RegressorMixin, BaseEstimator):
         seed: int = 0,
         verbose: bool = False,
         new_levels: str = "population",
+        weights: str | None = None,
+        offset: str | None = None,
     ) -> None:
         self.formula = formula
         self.budget = budget
@@ -54,6 +56,8 @@ class HierMIO(RegressorMixin, BaseEstimator):
         self.seed = seed
         self.verbose = verbose
         self.new_levels = new_levels
+        self.weights = weights
+        self.offset = offset
 
     def _frame(self, X, y=None) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
@@ -69,7 +73,8 @@ class HierMIO(RegressorMixin, BaseEstimator):
         """Fit on ``X`` (and ``y``, the response, when it is not a column of ``X``)."""
         self.fit_: MIOFit = fit(self.formula, self._frame(X, y), self.budget, ridge=self.ridge,
                                 selection=self.selection, time_limit=self.time_limit, gap=self.gap,
-                                seed=self.seed, verbose=self.verbose, progress=False)
+                                seed=self.seed, verbose=self.verbose, progress=False, weights=self.weights,
+                                offset=self.offset)
         self.coef_ = self.fit_.fixef()
         self.certificate_ = self.fit_.certificate
         self.n_features_in_ = X.shape[1]

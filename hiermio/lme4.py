@@ -360,6 +360,19 @@ class LmerFit:
         return pd.Series(pred, index=newdata.index, name="predicted")
 
 
+def _typed_levels(data: pd.DataFrame, group: str, levels: list[str]) -> pd.Index:
+    """lme4's level strings as the data's own values (308, not "308"), so that lme4's and MIO's
+    ``ranef()`` join; interactions (``a:b``) stay strings, as in MIO's."""
+    if group not in data.columns:
+        return pd.Index(levels, name=group)
+    from .variables import r_label
+
+    col = data[group]
+    values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col.dropna())
+    by_label = {r_label(v): v for v in values}
+    return pd.Index([by_label.get(s, s) for s in levels], name=group)
+
+
 def _used_columns(formula: str, data: pd.DataFrame, need_response: bool = True) -> list[str]:
     names = set().union(*required_columns(parse_formula(formula), response=need_response).values())
     missing = sorted(n for n in names if n not in data.columns)
@@ -368,17 +381,24 @@ def _used_columns(formula: str, data: pd.DataFrame, need_response: bool = True) 
     return [c for c in data.columns if c in names]
 
 
-def lmer(formula: str, data: pd.DataFrame, REML: bool = True) -> LmerFit:  # noqa: N803 - lme4's name
-    """Fit ``lme4::lmer(formula, data, REML)`` in R; never raises for lme4's own failures."""
+def lmer(formula: str, data: pd.DataFrame, REML: bool = True, weights: Any = None,  # noqa: N803 - lme4's name
+         offset: Any = None) -> LmerFit:
+    """Fit ``lme4::lmer(formula, data, REML, weights, offset)`` in R; never raises for lme4's own failures.
+
+    ``weights`` and ``offset`` are column names or one number per row, as in :func:`hiermio.fit`.
+    """
     t0 = time.perf_counter()
     with _r_session() as R:
-        return _lmer_result(R, formula, data, REML, t0)
+        return _lmer_result(R, formula, data, REML, t0, weights, offset)
 
 
-def _lmer_result(R, formula: str, data: pd.DataFrame, REML: bool, t0: float) -> LmerFit:  # noqa: N803
+def _lmer_result(R, formula: str, data: pd.DataFrame, REML: bool, t0: float, weights: Any = None,  # noqa: N803
+                 offset: Any = None) -> LmerFit:
     ro = R["ro"]
     frame = _to_r_frame(data, _used_columns(formula, data))
-    out = R["fit"](formula, frame, REML)
+    kw = {k: v for k, v in (("weights", _vector_arg(weights, data, "weights")),
+                            ("offset", _vector_arg(offset, data, "offset"))) if v is not None}
+    out = R["fit"](formula, frame, REML, **kw)
     elapsed = time.perf_counter() - t0
     res = {k: out.rx2(k) for k in out.names}
     msgs = list(dict.fromkeys(str(x) for key in ("warnings", "messages") for x in res[key]))
@@ -392,7 +412,8 @@ def _lmer_result(R, formula: str, data: pd.DataFrame, REML: bool, t0: float) -> 
     ranef = {}
     for g, item in zip(res["re_names"], res["re"]):
         d = {k: item.rx2(k) for k in item.names}
-        ranef[str(g)] = pd.DataFrame(np.asarray(d["values"]), index=list(d["levels"]), columns=list(d["cols"]))
+        ranef[str(g)] = pd.DataFrame(np.asarray(d["values"]), index=_typed_levels(data, str(g), list(d["levels"])),
+                                     columns=list(d["cols"]))
     vc = pd.DataFrame({
         "grp": list(res["vc_grp"]),
         "var1": [None if v == "NA" or v is ro.NA_Character else str(v) for v in res["vc_var1"]],

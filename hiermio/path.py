@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,8 @@ def path(
     cluster_features: Sequence[str] | None = None,
     certify: bool = True,
     progress: bool | None = None,
+    weights: Any = None,
+    offset: Any = None,
 ) -> Path:
     """Fit every budget in ``budgets`` (one int for every group), in increasing order.
 
@@ -86,13 +88,13 @@ def path(
     budgets = sorted(set(int(b) for b in budgets))
     if not budgets:
         raise HierMIOError("path needs at least one budget")
-    design = build_design(formula, data)
+    design = build_design(formula, data, weights=weights, offset=offset)
     mu = default_mu(design, ridge)
     stats = SufficientStats.from_design(design, mu)
     opts = SolverOptions(time_limit=time_limit, gap=gap, seed=seed)
     iterator = with_progress(budgets, progress, "budget path", unit="budget")
     fits, rows, warm = {}, [], None
-    y_val = build_design(design.formula.fixed_formula, validation).y if validation is not None else None
+    y_val = design.response_for(validation) if validation is not None else None
     for b in iterator:
         t0 = time.perf_counter()
         capped = SelectionProblem.capped_budget(design, b, selection)

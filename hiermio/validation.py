@@ -24,7 +24,7 @@ from joblib import delayed
 from sklearn.model_selection import GroupKFold
 
 from .api import fit
-from .design import build_design, group_labels
+from .design import build_design, group_labels, vector_args_as_columns
 from .parallel import run_parallel
 from .exceptions import BudgetError, HierMIOError
 from .formula import parse_formula
@@ -76,7 +76,7 @@ class CVResult:
         return fig
 
 
-_PATH_OPTIONS = ("ridge", "selection", "time_limit", "gap", "seed")
+_PATH_OPTIONS = ("ridge", "selection", "time_limit", "gap", "seed", "weights", "offset")
 
 
 def _fold_errors(formula, train, valid, budgets, new_levels, cluster_features, certify, fit_options) -> list[float]:
@@ -118,7 +118,11 @@ def cv(
         raise HierMIOError("cv chooses the budget of random terms; the formula has none")
     if rule not in ("min", "1se"):
         raise HierMIOError(f"rule must be 'min' or '1se', got {rule!r}")
-    design = build_design(parsed, data)
+    # weights / offset given per row travel with the rows into the folds
+    data, w, off = vector_args_as_columns(data, weights=fit_options.pop("weights", None),
+                                          offset=fit_options.pop("offset", None))
+    fit_options.update({k: v for k, v in (("weights", w), ("offset", off)) if v is not None})
+    design = build_design(parsed, data, weights=w, offset=off)
     data = data.loc[design.rows]
     if isinstance(budgets, str):
         if budgets != "auto":

@@ -152,3 +152,29 @@ def test_weights_and_offset_arguments_equal_lme4s(weights, offset):
 
 def test_parity_suite_is_broad():
     assert len(CASES) >= 40
+
+
+def test_lmer_and_mio_ranef_join_by_level():
+    df = hm.load_dataset("sleepstudy")  # Subject as integers
+    ref = hm.lmer("Reaction ~ Days + (1 | Subject)", df)
+    mio = hm.fit("Reaction ~ Days + (1 | Subject)", df, budget=18, ridge=1e-6)
+    joined = mio.ranef()["Subject"].join(ref.ranef()["Subject"], rsuffix="_lme4")
+    assert joined.notna().all().all() and len(joined) == 18
+    # integer ids and their spelling as text are the same level, as in R
+    new = df.head(3).assign(Subject=df.Subject.head(3).astype(str))
+    np.testing.assert_allclose(mio.predict(new), mio.predict(df.head(3)))
+    assert list(ref.fixef().index) == list(mio.fixef().index)
+
+
+def test_weighted_lmer_equals_lme4_called_in_r():
+    from hiermio.lme4 import _r_session
+
+    df = hm.load_dataset("sleepstudy").assign(w=lambda d: 1.0 + (d.Days % 3))
+    ours = hm.lmer("Reaction ~ Days + (Days | Subject)", df, weights="w")
+    with _r_session() as R:
+        fe = R["ro"].r("lme4::fixef(lme4::lmer(Reaction ~ Days + (Days | Subject), "
+                       "transform(lme4::sleepstudy, w = 1 + Days %% 3), weights = w))")
+        expected = np.asarray(fe, dtype=float)
+    np.testing.assert_allclose(ours.fixef().to_numpy(), expected, rtol=1e-6)
+    unweighted = hm.lmer("Reaction ~ Days + (Days | Subject)", df)
+    assert not np.allclose(unweighted.fixef().to_numpy(), expected, rtol=1e-6)
