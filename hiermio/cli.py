@@ -57,7 +57,7 @@ def _fit(args: argparse.Namespace) -> int:
     df = pd.read_csv(args.data)
     budget = json.loads(args.budget) if args.budget.strip().startswith("{") else int(args.budget)
     res = fit(args.formula, df, budget=budget, selection=args.selection, time_limit=args.time_limit,
-              gap=args.gap, seed=args.seed, verbose=args.verbose)
+              gap=args.gap, seed=args.seed, verbose=args.verbose, weights=args.weights, offset=args.offset)
     print(res.summary())
     return 0
 
@@ -70,7 +70,8 @@ def _compare(args: argparse.Namespace) -> int:
     budget = json.loads(args.budget) if args.budget.strip().startswith("{") else int(args.budget)
     cmp = compare(args.formula, df, test=test, methods=args.methods.split(","), budget=budget,
                   split=None if test is not None else args.split, test_size=args.test_size,
-                  random_state=args.seed, time_limit=args.time_limit)
+                  random_state=args.seed, time_limit=args.time_limit,
+                  **{k: v for k, v in (("weights", args.weights), ("offset", args.offset)) if v})
     print(cmp)
     if args.plot:
         cmp.plot().savefig(args.plot, dpi=110)
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--gap", type=float, default=1e-4)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--verbose", action="store_true")
+    f.add_argument("--weights", help="column of prior weights (lme4's weights=)")
+    f.add_argument("--offset", help="column of a known offset (lme4's offset=)")
     c = sub.add_parser("compare", help="OLS, ridge, lme4 and MIO on one formula, side by side")
     c.add_argument("formula")
     c.add_argument("data", help="CSV file (training data, or all data with --split)")
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--time-limit", type=float, default=60.0)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--plot", help="write the comparison plot to this PNG file")
+    c.add_argument("--weights", help="column of prior weights (lme4's weights=)")
+    c.add_argument("--offset", help="column of a known offset (lme4's offset=)")
     r = sub.add_parser("reproduce", help="rerun the paper's simulation study; tables beside the paper's values")
     r.add_argument("--tables", default="all", help="labels and ranges in the paper's order, e.g. 1,2,A1..A10")
     r.add_argument("--reps", type=int, default=10, help="replicates per scenario")

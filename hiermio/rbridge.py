@@ -27,7 +27,7 @@ import pandas as pd
 from .api import fit
 from .results import MIOFit
 
-__all__ = ["fit_for_r", "export_fit"]
+__all__ = ["fit_for_r", "fit_object", "export_fit", "export_for_r", "predict_for_r"]
 
 
 def _whole(value: Any) -> Any:
@@ -87,7 +87,33 @@ def export_fit(res: MIOFit) -> dict[str, Any]:
     }
 
 
+def fit_object(formula: str, data: pd.DataFrame, budget: Any, **options: Any) -> MIOFit:
+    """:func:`hiermio.fit` with R's numbers made whole (R keeps the result, for ``predict``)."""
+    options = {k: _whole(v) if k in ("seed", "threads") else v for k, v in options.items()}
+    return fit(formula, data, _whole(budget), progress=False, **options)
+
+
+def export_for_r(res: MIOFit) -> dict[str, Any]:
+    """:func:`export_fit` as plain Python lists and numbers."""
+    return _plain(export_fit(res))
+
+
 def fit_for_r(formula: str, data: pd.DataFrame, budget: Any, **options: Any) -> dict[str, Any]:
     """:func:`hiermio.fit` with R's numbers made whole, returned through :func:`export_fit`."""
-    options = {k: _whole(v) if k in ("seed", "threads") else v for k, v in options.items()}
-    return _plain(export_fit(fit(formula, data, _whole(budget), progress=False, **options)))
+    return export_for_r(fit_object(formula, data, budget, **options))
+
+
+def predict_for_r(res: MIOFit, newdata: pd.DataFrame, population: bool = False, allow_new_levels: bool = False,
+                  new_levels: str | None = None) -> list[float]:
+    """:meth:`MIOFit.predict` for R's ``predict()``: the design of the new rows is built in Python,
+    with the training transforms, so R and Python give the same numbers for every formula.
+
+    >>> import hiermio as hm
+    >>> df = hm.load_dataset("sleepstudy")
+    >>> res = fit_object("Reaction ~ scale(Days) + (1 | Subject)", df, 2.0)
+    >>> predict_for_r(res, df.head(1)) == res.predict(df.head(1)).tolist()
+    True
+    """
+    out = res.predict(newdata, re_form="~0" if population else None, allow_new_levels=bool(allow_new_levels),
+                      new_levels=new_levels)
+    return [float(v) for v in out.to_numpy()]

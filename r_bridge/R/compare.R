@@ -6,19 +6,25 @@
 #' @param data A data frame.
 #' @param budget MIO budget: a whole number, a named list, or "cv" (cross-validated in Python).
 #' @param REML Passed to \code{lme4::lmer}.
+#' @param weights Prior weights for both fits: a column of \code{data} (unquoted) or one number per row.
 #' @param ... Further arguments to \code{hmio}.
 #' @return An object of class \code{hmio_compare}.
 #' @examples
 #' if (hiermio_available()) compare_lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, budget = 2)
-compare_lmer <- function(formula, data, budget = 5, REML = TRUE, ...) {
+compare_lmer <- function(formula, data, budget = 5, REML = TRUE, weights = NULL, ...) {
+  data <- as.data.frame(data)
+  w <- eval(substitute(weights), data, parent.frame())
   if (identical(budget, "cv")) {
     f <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
     chosen <- .py(.hm$module$cv(f, .to_pandas(data)))
     budget <- as.integer(chosen$best_budget_)
   }
-  mio <- hmio(formula, data, budget = budget, ...)
+  mio <- hmio(formula, data, budget = budget, weights = w, ...)
   warns <- character(0); msgs <- character(0)
-  ref <- tryCatch(withCallingHandlers(lme4::lmer(formula, data = data, REML = REML),
+  data$.hiermio_weights <- w
+  lmer_call <- if (is.null(w)) quote(lme4::lmer(formula, data = data, REML = REML))
+               else quote(lme4::lmer(formula, data = data, REML = REML, weights = .hiermio_weights))
+  ref <- tryCatch(withCallingHandlers(eval(lmer_call),
                     warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
                     message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
                   error = function(e) e)

@@ -10,6 +10,8 @@
 #' @param selection "column" (a budget per term) or "cluster" (a level's effects enter together).
 #' @param time_limit,gap Stop after this many seconds or at this relative gap.
 #' @param seed SCIP's random seed.
+#' @param weights,offset As in \code{lme4::lmer}: prior weights and a known offset, each a column of
+#'   \code{data} (unquoted) or one number per row. \code{offset()} terms in the formula work too.
 #' @return An object of class \code{hmio}.
 #' @examples
 #' if (hiermio_available()) {
@@ -19,18 +21,34 @@
 #' predict(fit, sleepstudy[1:3, ], re.form = NA)
 #' }
 hmio <- function(formula, data, budget, ridge = 0.1, selection = c("column", "cluster"),
-                 time_limit = 60, gap = 1e-4, seed = 0L) {
+                 time_limit = 60, gap = 1e-4, seed = 0L, weights = NULL, offset = NULL) {
   selection <- match.arg(selection)
   if (inherits(formula, "formula")) formula <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
   if (!is.character(formula) || length(formula) != 1) stop("formula must be a formula or one string", call. = FALSE)
   if (is.list(budget)) budget <- reticulate::dict(budget)
-  out <- .deep_r(.py(.hm$bridge$fit_for_r(formula, .to_pandas(data), budget, ridge = ridge, selection = selection,
-                                          time_limit = time_limit, gap = gap, seed = as.integer(seed))))
+  data <- as.data.frame(data)
+  # weights and offset as lme4 takes them: a column of data (unquoted) or one number per row
+  w <- eval(substitute(weights), data, parent.frame())
+  off <- eval(substitute(offset), data, parent.frame())
+  extra <- list()
+  if (!is.null(w)) { data[[".hiermio_weights"]] <- .per_row(w, data, "weights"); extra$weights <- ".hiermio_weights" }
+  if (!is.null(off)) { data[[".hiermio_offset"]] <- .per_row(off, data, "offset"); extra$offset <- ".hiermio_offset" }
+  py_fit <- .py(do.call(.hm$bridge$fit_object, c(list(formula, .to_pandas(data), budget, ridge = ridge,
+                                                       selection = selection, time_limit = time_limit, gap = gap,
+                                                       seed = as.integer(seed)), extra)))
+  out <- .deep_r(.py(.hm$bridge$export_for_r(py_fit)))
   out$fixef_vec <- stats::setNames(as.numeric(unlist(out$fixef$values)), unlist(out$fixef$names))
   out$ranef_frames <- lapply(out$ranef, .frame)
   out$coef_frames <- lapply(out$coef, .frame)
+  out$py <- py_fit
   out$call <- match.call()
   structure(out, class = "hmio")
+}
+
+.per_row <- function(v, data, what) {
+  if (!is.numeric(v) || length(v) != nrow(data))
+    stop(what, " must be a numeric column of data or one number per row (", nrow(data), ")", call. = FALSE)
+  as.double(v)
 }
 
 #' @export
@@ -80,42 +98,29 @@ print.VarCorr.hmio <- function(x, ...) {
   invisible(x)
 }
 
-# Model matrix of a one-sided formula text on new data, columns named as lme4 names them.
-.mm <- function(rhs, newdata) {
-  mm <- stats::model.matrix(stats::as.formula(paste("~", rhs)), newdata)
-  colnames(mm)[colnames(mm) == "(Intercept)"] <- "(Intercept)"
-  mm
-}
-
 #' Predictions from an hmio fit
 #'
-#' Computed in R from the stored estimates: fixed part plus, unless \code{re.form = NA}, the cluster
-#' effects of known levels. Unknown levels are predicted at population level when
-#' \code{allow.new.levels = TRUE}.
+#' The new rows' design is built by the Python side with the training transforms (\code{scale()},
+#' \code{poly()}, splines, factor levels), so R and Python give the same numbers. As in lme4,
+#' a level not seen in training is an error unless \code{allow.new.levels = TRUE} (population level)
+#' or a \code{new.levels} rule is given: "population", "soft", "hard" or "features".
+#' @param object An \code{hmio} fit.
+#' @param newdata A data frame (the training rows when missing).
+#' @param re.form \code{NULL} for cluster effects of known levels, \code{NA} or \code{~0} for population level.
+#' @param allow.new.levels Predict unseen levels at population level instead of failing.
+#' @param new.levels A rule for unseen levels (implies \code{allow.new.levels}).
+#' @param ... Unused.
 #' @export
-predict.hmio <- function(object, newdata, re.form = NULL, allow.new.levels = TRUE, ...) {
-  if (missing(newdata)) stop("predict.hmio needs newdata", call. = FALSE)
+predict.hmio <- function(object, newdata, re.form = NULL, allow.new.levels = FALSE, new.levels = NULL, ...) {
+  if (missing(newdata)) return(stats::setNames(unlist(.py(object$py$fitted()$tolist())), NULL))
+  if (!inherits(object$py, "python.builtin.object") || reticulate::py_is_null_xptr(object$py))
+    stop("this hmio fit no longer has its Python side (it was saved and restored); refit it with hmio()",
+         call. = FALSE)
+  population <- !is.null(re.form) && (identical(re.form, NA) || (inherits(re.form, "formula") &&
+                                                                     length(re.form) == 2 && identical(re.form[[2]], 0)))
   newdata <- as.data.frame(newdata)
-  X <- .mm(object$fixed, newdata)
-  fe <- object$fixef_vec
-  missing_cols <- setdiff(names(fe), colnames(X))
-  if (length(missing_cols)) stop("newdata does not give the fixed-effect column(s) ", paste(missing_cols, collapse = ", "), call. = FALSE)
-  pred <- drop(X[, names(fe), drop = FALSE] %*% fe)
-  if (!is.null(re.form) && (identical(re.form, NA) || identical(re.form, ~0))) return(pred)
-  for (t in object$terms) {
-    groups <- strsplit(t$group, ":", fixed = TRUE)[[1]]
-    level <- do.call(paste, c(lapply(groups, function(g) as.character(newdata[[g]])), sep = ":"))
-    re <- object$ranef_frames[[t$group]]
-    known <- level %in% rownames(re)
-    if (!all(known) && !allow.new.levels)
-      stop("grouping factor '", t$group, "' has level(s) not seen in training: ",
-           paste(utils::head(unique(level[!known]), 5), collapse = ", "), call. = FALSE)
-    Z <- .mm(t$expr, newdata)
-    cols <- unlist(t$coef_names)
-    eff <- as.matrix(re[ifelse(known, level, rownames(re)[1]), cols, drop = FALSE])
-    pred <- pred + ifelse(known, rowSums(Z[, cols, drop = FALSE] * eff), 0)
-  }
-  pred
+  pred <- .py(.hm$bridge$predict_for_r(object$py, .to_pandas(newdata), population, allow.new.levels, new.levels))
+  stats::setNames(as.numeric(unlist(pred)), rownames(newdata))
 }
 
 #' Plot the cluster effects of an hmio fit, zeros marked

@@ -41,17 +41,32 @@ hiermio_available <- function() {
   })
 }
 
-# R data frames cross faithfully: factors keep their levels and order (pandas Categorical),
-# and integer columns with NA become doubles so NA arrives as NaN, never as a sentinel integer.
+# R data frames cross faithfully: factors keep their levels and order (pandas Categorical, ordered
+# ones ordered), characters stay text, integer columns with NA become doubles so NA arrives as NaN.
+# Columns are sent one by one (a one-row data frame would otherwise arrive as scalars).
 .to_pandas <- function(data) {
   data <- as.data.frame(data)
+  pd <- reticulate::import("pandas", convert = FALSE)
+  vec <- function(x) if (length(x) == 1L) as.list(x) else x
+  cols <- list()
   for (nm in names(data)) {
     col <- data[[nm]]
-    if (is.integer(col) && !is.factor(col) && anyNA(col)) data[[nm]] <- as.double(col)
-    if (is.character(col)) data[[nm]] <- factor(col)
-    if (is.logical(col) && anyNA(col)) data[[nm]] <- as.double(col)
+    if (is.factor(col)) {
+      codes <- as.integer(col) - 1L
+      codes[is.na(codes)] <- -1L
+      cols[[nm]] <- pd$Categorical$from_codes(vec(codes), categories = as.list(levels(col)),
+                                               ordered = is.ordered(col))
+    } else if (is.character(col)) {
+      cols[[nm]] <- pd$Series(vec(ifelse(is.na(col), NA_character_, col)), dtype = "object")
+    } else if (is.logical(col)) {
+      cols[[nm]] <- if (anyNA(col)) vec(as.double(col)) else vec(col)
+    } else if (is.numeric(col)) {
+      cols[[nm]] <- vec(as.double(col))
+    } else {
+      stop("column '", nm, "' has class ", class(col)[1], "; convert it to a number, factor or text", call. = FALSE)
+    }
   }
-  reticulate::r_to_py(data)
+  pd$DataFrame(reticulate::dict(cols))
 }
 
 # reticulate leaves numpy arrays nested in dicts as Python objects: convert the whole tree.

@@ -38,8 +38,8 @@ test_that("predict follows lme4's arguments", {
   re <- ranef(fit)$Subject[as.character(sleepstudy$Subject), ]
   expect_equal(unname(full), unname(pop + re[, 1] + re[, 2] * sleepstudy$Days))
   new <- transform(sleepstudy[1:2, ], Subject = factor("999"))
-  expect_equal(unname(predict(fit, new)), unname(pop[1:2]))
-  expect_error(predict(fit, new, allow.new.levels = FALSE), "not seen in training")
+  expect_equal(unname(predict(fit, new, allow.new.levels = TRUE)), unname(pop[1:2]))
+  expect_error(predict(fit, new), "not seen in training")
 })
 
 test_that("Python errors arrive as R errors with the Python message", {
