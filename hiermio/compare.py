@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression, RidgeCV
 
 from .api import fit
-from .design import build_design, group_labels, vector_args_as_columns
+from .design import build_design, group_labels, carry_vector_options
 from .exceptions import HierMIOError
 from .formula import parse_formula
 from .lme4 import RNotAvailableError, lmer
@@ -159,9 +159,8 @@ def compare(
     if unknown:
         raise HierMIOError(f"unknown method(s) {unknown}; choose among {list(METHODS)}")
     parsed = parse_formula(formula)
-    data, weights, offset = vector_args_as_columns(data, weights=fit_options.pop("weights", None),
-                                                   offset=fit_options.pop("offset", None))
-    fit_options.update({k: v for k, v in (("weights", weights), ("offset", offset)) if v is not None})
+    data = carry_vector_options(data, fit_options)
+    weights, offset = fit_options.get("weights"), fit_options.get("offset")
     if test is None and split is not None:
         if not parsed.random:
             raise HierMIOError("split needs a random-effect term to know the clusters")

@@ -34,7 +34,8 @@ from .modelmatrix import ColumnLayout, aliased_columns
 from .rsyntax import Name, Node, deparse, parse
 from .variables import Value, combine_factors, evaluate, r_label, referenced_columns
 
-__all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns", "vector_args_as_columns"]
+__all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns", "vector_args_as_columns",
+           "carry_vector_options"]
 
 
 @dataclass
@@ -364,6 +365,15 @@ def vector_args_as_columns(data: pd.DataFrame, **args: Any) -> tuple[Any, ...]:
         data = data.assign(**{column: values.astype(float)})
         out.append(column)
     return (data, *out)
+
+
+def carry_vector_options(data: pd.DataFrame, options: dict) -> pd.DataFrame:
+    """``weights`` / ``offset`` in ``options`` as columns of ``data`` (see
+    :func:`vector_args_as_columns`), the options then naming them; for callers that split rows."""
+    data, w, off = vector_args_as_columns(data, weights=options.pop("weights", None),
+                                          offset=options.pop("offset", None))
+    options.update({k: v for k, v in (("weights", w), ("offset", off)) if v is not None})
+    return data
 
 
 def _vector_argument(arg: Any, data: pd.DataFrame, name: str, state: dict) -> np.ndarray | None:

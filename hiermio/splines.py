@@ -22,26 +22,13 @@ __all__ = ["bspline_basis", "natural_spline_basis"]
 
 def _design(knots: np.ndarray, x: np.ndarray, order: int, deriv: int = 0) -> np.ndarray:
     """R's ``splineDesign(knots, x, ord, derivs)``: every B-spline of the knot sequence at ``x``."""
-    k = order - 1
     nb = len(knots) - order
+    # at the right boundary knot R takes the limit from the left; scipy's half-open intervals give 0
+    x = np.where(x == knots[-1], np.nextafter(knots[-1], -np.inf), x)
     out = np.empty((len(x), nb))
     for i in range(nb):
-        c = np.zeros(nb)
-        c[i] = 1.0
-        spl = BSpline(knots, c, k, extrapolate=True)
-        if deriv:
-            spl = spl.derivative(deriv)
-        out[:, i] = spl(x)
-    # at the right boundary knot R takes the limit from the left; scipy's half-open intervals give 0
-    at_end = x == knots[-1]
-    if at_end.any():
-        for i in range(nb):
-            c = np.zeros(nb)
-            c[i] = 1.0
-            spl = BSpline(knots, c, k, extrapolate=True)
-            if deriv:
-                spl = spl.derivative(deriv)
-            out[at_end, i] = spl(np.nextafter(knots[-1], -np.inf))
+        spl = BSpline(knots, np.eye(nb)[i], order - 1, extrapolate=True)
+        out[:, i] = (spl.derivative(deriv) if deriv else spl)(x)
     return out
 
 

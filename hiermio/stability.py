@@ -23,7 +23,7 @@ import pandas as pd
 from joblib import delayed
 
 from .api import fit
-from .design import build_design, group_labels, vector_args_as_columns
+from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import HierMIOError
 from .selection import Budget
@@ -104,10 +104,8 @@ def stability(
     """
     if B < 2 or B % 2:
         raise HierMIOError(f"B must be an even number of fits (complementary pairs), at least 2; got {B!r}")
-    data, w, off = vector_args_as_columns(data, weights=fit_options.pop("weights", None),
-                                          offset=fit_options.pop("offset", None))
-    fit_options.update({k: v for k, v in (("weights", w), ("offset", off)) if v is not None})
-    design = build_design(formula, data, weights=w, offset=off)
+    data = carry_vector_options(data, fit_options)
+    design = build_design(formula, data, weights=fit_options.get("weights"), offset=fit_options.get("offset"))
     if not design.terms:
         raise HierMIOError("stability selection needs a random-effect term; the formula has none")
     data = data.loc[design.rows]

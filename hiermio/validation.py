@@ -24,7 +24,7 @@ from joblib import delayed
 from sklearn.model_selection import GroupKFold
 
 from .api import fit
-from .design import build_design, group_labels, vector_args_as_columns
+from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import BudgetError, HierMIOError
 from .formula import parse_formula
@@ -119,10 +119,8 @@ def cv(
     if rule not in ("min", "1se"):
         raise HierMIOError(f"rule must be 'min' or '1se', got {rule!r}")
     # weights / offset given per row travel with the rows into the folds
-    data, w, off = vector_args_as_columns(data, weights=fit_options.pop("weights", None),
-                                          offset=fit_options.pop("offset", None))
-    fit_options.update({k: v for k, v in (("weights", w), ("offset", off)) if v is not None})
-    design = build_design(parsed, data, weights=w, offset=off)
+    data = carry_vector_options(data, fit_options)
+    design = build_design(parsed, data, weights=fit_options.get("weights"), offset=fit_options.get("offset"))
     data = data.loc[design.rows]
     if isinstance(budgets, str):
         if budgets != "auto":
