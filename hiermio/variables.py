@@ -124,8 +124,8 @@ def r_sort_key(s: str):
 def _factor_from(values: np.ndarray, levels: list[Any] | None = None) -> Value:
     """A factor from raw values: levels sorted as R sorts them (numbers by value, text by collation)."""
     values = np.asarray(values, dtype=object)
-    mask = pd.isna(values)
-    present = pd.unique(values[~mask])
+    inverse, uniques = pd.factorize(values)  # missing values get -1
+    present = list(uniques)
     if levels is None:
         if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
                for v in present):
@@ -134,7 +134,8 @@ def _factor_from(values: np.ndarray, levels: list[Any] | None = None) -> Value:
             levels = sorted(present, key=lambda v: r_sort_key(r_label(v)))
     strings = [r_label(v) for v in levels]
     index = {s: i for i, s in enumerate(strings)}
-    codes = np.array([-1 if m else index.get(r_label(v), -1) for v, m in zip(values, mask)], dtype=np.intp)
+    code_of_unique = np.array([index.get(r_label(v), -1) for v in present] + [-1], dtype=np.intp)
+    codes = code_of_unique[np.where(inverse >= 0, inverse, len(present))]
     return Value("factor", codes, strings, list(levels))
 
 
