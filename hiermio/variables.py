@@ -446,11 +446,7 @@ def _round(node: Call, ctx: _Context) -> Value:
 
 
 def _identity(node: Call, ctx: _Context) -> Value:
-    a = _args(node, ["x"])
-    v = _eval(a["x"], ctx)
-    if v.kind == "factor" and node.func == "I":
-        return v
-    return v
+    return _eval(_args(node, ["x"])["x"], ctx)
 
 
 def _q(node: Call, ctx: _Context) -> Value:
@@ -704,9 +700,3 @@ FUNCTIONS: dict[str, Callable[[Call, _Context], Value]] = {
     "as.logical": _as_logical_call, "ifelse": _ifelse, "pmin": _pminmax, "pmax": _pminmax,
     "scale": _scale, "center": _center, "poly": _poly, "ns": _spline, "bs": _spline, "interaction": _interaction,
 }
-
-
-def stateful_keys(node: Node) -> list[str]:
-    """The calls in ``node`` whose parameters are learned from the training data."""
-    learned = {"scale", "center", "poly", "ns", "bs"}
-    return [deparse(n) for n in walk(node) if isinstance(n, Call) and _canonical(n.func) in learned]
