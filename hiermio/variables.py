@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataError, FormulaError
-from .rsyntax import Call, Name, Node, Num, Op, Paren, Str, Unary, deparse, format_number, parse, walk
+from .rsyntax import Call, Name, Node, Num, Op, Paren, Str, Unary, deparse, format_number, parse
 
 __all__ = ["Value", "evaluate", "column_value", "r_label", "r_sort_key", "referenced_columns", "FUNCTIONS", "parse"]
 
