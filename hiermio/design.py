@@ -140,12 +140,13 @@ class Design:
             return v
         if key not in self._levels:
             return v
-        if v.kind == "numeric":
-            return _as_levels(np.ravel(v.values), self._levels[key])
-        f = v.as_factor()
         train = self._levels[key]
+        if v.kind == "numeric":  # numbers given for a factor: matched by their spelling, as R matches them
+            strings = np.array([None if np.isnan(x) else r_label(float(x)) for x in np.ravel(v.values)], dtype=object)
+        else:
+            f = v.as_factor()
+            strings = np.array(f.levels + [None], dtype=object)[np.where(f.values < 0, len(f.levels), f.values)]
         index = {s: i for i, s in enumerate(train)}
-        strings = np.array(f.levels + [None], dtype=object)[np.where(f.values < 0, len(f.levels), f.values)]
         codes = np.array([-1 if s is None else index.get(s, -2) for s in strings], dtype=np.intp)
         if (codes == -2).any():
             unseen = pd.unique(strings[codes == -2])[:5].tolist()
@@ -178,8 +179,8 @@ class Design:
         if col is not None:
             if col not in data.columns:
                 raise DataError(f"the fit has an offset= argument; new data need it too, as column {col!r}")
-            total += _numeric_vector(self._new_values([Name((0, 0), col)], data, "offset")[deparse(Name((0, 0), col))],
-                                     col)
+            node = Name((0, 0), col)
+            total += _numeric_vector(self._new_values([node], data, "offset")[deparse(node)], col)
         return total
 
     def response_for(self, data: pd.DataFrame) -> np.ndarray:
@@ -198,16 +199,6 @@ class Design:
         index = {s: i for i, s in enumerate(t.level_strings)}
         codes = np.array([index.get(s, -1) if s is not None else -1 for s in labels], dtype=np.intp)
         return codes, labels
-
-
-def _as_levels(x: np.ndarray, train: list[str]) -> Value:
-    index = {s: i for i, s in enumerate(train)}
-    strings = [None if (isinstance(v, float) and np.isnan(v)) else r_label(v) for v in x]
-    codes = np.array([-1 if s is None else index.get(s, -2) for s in strings], dtype=np.intp)
-    if (codes == -2).any():
-        unseen = pd.unique(np.array(strings, dtype=object)[codes == -2])[:5].tolist()
-        raise DataError(f"new data has level(s) {unseen} that training did not have; training levels: {train[:10]}")
-    return Value("factor", codes, list(train), list(train))
 
 
 def _no_missing(values: dict[str, Value], where: str) -> None:
@@ -376,23 +367,16 @@ def carry_vector_options(data: pd.DataFrame, options: dict) -> pd.DataFrame:
     return data
 
 
-def _vector_argument(arg: Any, data: pd.DataFrame, name: str, state: dict) -> np.ndarray | None:
-    """``weights=`` / ``offset=``: a column name or one number per row."""
-    if arg is None:
+def _vector_argument(column: str | None, data: pd.DataFrame, name: str, state: dict) -> np.ndarray | None:
+    """``weights=`` / ``offset=`` as a numeric vector (arrays are columns by now, see
+    :func:`vector_args_as_columns`)."""
+    if column is None:
         return None
-    if isinstance(arg, str):
-        if arg not in data.columns:
-            close = difflib.get_close_matches(arg, [str(c) for c in data.columns], n=1)
-            raise DataError(f"{name}={arg!r} is not a column of the data" + (f" (did you mean {close[0]!r}?)" if close
-                                                                              else ""))
-        return _numeric_vector(evaluate(Name((0, 0), arg), data, state), f"{name} column {arg!r}")
-    values = np.asarray(arg)
-    if values.dtype.kind not in "biuf" or values.ndim != 1:
-        raise DataError(f"{name} must be a column name or one number per row, got {type(arg).__name__} "
-                        f"of dtype {values.dtype} and shape {values.shape}")
-    if len(values) != len(data):
-        raise DataError(f"{name} has {len(values)} values but the data has {len(data)} rows")
-    return values.astype(float)
+    if column not in data.columns:
+        close = difflib.get_close_matches(column, [str(c) for c in data.columns], n=1)
+        raise DataError(f"{name}={column!r} is not a column of the data" + (f" (did you mean {close[0]!r}?)" if close
+                                                                             else ""))
+    return _numeric_vector(evaluate(Name((0, 0), column), data, state), f"{name} column {column!r}")
 
 
 def build_design(
