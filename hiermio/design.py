@@ -360,7 +360,12 @@ def vector_args_as_columns(data: pd.DataFrame, **args: Any) -> tuple[Any, ...]:
 
 def carry_vector_options(data: pd.DataFrame, options: dict) -> pd.DataFrame:
     """``weights`` / ``offset`` in ``options`` as columns of ``data`` (see
-    :func:`vector_args_as_columns`), the options then naming them; for callers that split rows."""
+    :func:`vector_args_as_columns`), the options then naming them; for callers that split rows.
+
+    >>> opts = {"weights": [1., 2.], "ridge": 0.1}
+    >>> carry_vector_options(pd.DataFrame({"y": [1., 2]}), opts).columns.tolist(), opts
+    (['y', '(weights)'], {'ridge': 0.1, 'weights': '(weights)'})
+    """
     data, w, off = vector_args_as_columns(data, weights=options.pop("weights", None),
                                           offset=options.pop("offset", None))
     options.update({k: v for k, v in (("weights", w), ("offset", off)) if v is not None})
