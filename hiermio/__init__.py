@@ -11,7 +11,9 @@ from .compare import Comparison, compare, train_test_split_clusters
 from .datasets import load_dataset, load_dietox
 from .design import build_design
 from .estimator import HierMIO
-from .exceptions import BudgetError, DataError, FormulaError, HierMIOError, HierMIOWarning, NotFittedError
+from .control import FitControl
+from .exceptions import (BudgetError, DataError, FormulaError, HierMIOError, HierMIOWarning, Interrupted,
+                         NotFittedError, NumericalError)
 from .formula import parse_formula
 from .lme4 import LmerFit, RNotAvailableError, lmer
 from .oa import Certificate, SolverProgress
@@ -25,5 +27,6 @@ __version__ = "0.1.0"
 __all__ = [
     "fit", "default_mu", "audit_curve", "bootstrap", "stability", "Stability", "mb_bound", "path", "Path", "cv", "CVResult", "within_cluster_folds", "compare", "Comparison", "train_test_split_clusters", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
     "parse_formula", "build_design", "load_dataset", "load_dietox", "lmer", "LmerFit", "RNotAvailableError",
-    "HierMIOError", "HierMIOWarning", "FormulaError", "DataError", "BudgetError", "NotFittedError",
+    "HierMIOError", "HierMIOWarning", "FormulaError", "DataError", "BudgetError", "NotFittedError", "NumericalError",
+    "Interrupted", "FitControl",
 ]

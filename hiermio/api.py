@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import replace
-from numbers import Real
 from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
 
+from .control import FitControl
 from .design import Design, build_design
-from .exceptions import HierMIOError
+from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .heuristics import greedy, local_search
-from .oa import SolverOptions, SolverProgress, bound_only, solve
+from .oa import Certificate, SolverOptions, SolverProgress, bound_only, solve
 from .parallel import progress_enabled
 from .results import MIOFit
 from .selection import Budget, SelectionProblem
 
-__all__ = ["fit", "fit_problem", "default_mu"]
+__all__ = ["fit", "fit_problem", "default_mu", "solver_warnings"]
 
 
 def default_mu(design: Design, ridge: float) -> np.ndarray:
@@ -46,14 +47,6 @@ def default_mu(design: Design, ridge: float) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _check_options(ridge: float, time_limit: float, gap: float) -> None:
-    for name, val, ok in [("ridge", ridge, lambda v: v > 0), ("time_limit", time_limit, lambda v: v > 0),
-                          ("gap", gap, lambda v: 0 <= v < 1)]:
-        if isinstance(val, bool) or not isinstance(val, Real) or not np.isfinite(val) or not ok(val):
-            rule = "in [0, 1)" if name == "gap" else "positive"
-            raise HierMIOError(f"{name} must be a finite number {rule}, got {val!r}")
-
-
 def _progress_bar(enabled: bool | None) -> tuple[Callable[[SolverProgress], None] | None, Callable[[], None]]:
     if not progress_enabled(enabled):
         return None, lambda: None
@@ -73,17 +66,18 @@ def fit(
     data: pd.DataFrame,
     budget: Budget,
     *,
-    ridge: float = 0.1,
-    selection: Literal["column", "cluster"] = "column",
-    na_action: Literal["drop", "raise"] = "drop",
-    time_limit: float = 60.0,
-    gap: float = 1e-4,
-    seed: int = 0,
-    threads: int = 1,
-    verbose: bool = False,
+    ridge: float = FitControl.ridge,
+    selection: Literal["column", "cluster"] = FitControl.selection,
+    na_action: Literal["drop", "raise"] = FitControl.na_action,
+    time_limit: float = FitControl.time_limit,
+    gap: float = FitControl.gap,
+    seed: int = FitControl.seed,
+    threads: int = FitControl.threads,
+    verbose: bool = FitControl.verbose,
+    certify: bool = FitControl.certify,
+    enumerate_below: int = FitControl.enumerate_below,
     progress: bool | None = None,
     callback: Callable[[SolverProgress], None] | None = None,
-    certify: bool = True,
     weights: Any = None,
     offset: Any = None,
 ) -> MIOFit:
@@ -100,30 +94,37 @@ def fit(
         (``"cluster"``), or a dict keyed by term label (``"(1 + Days | Subject)"``) or factor.
     ridge
         Ridge weight on the cluster effects, relative to the median per-level z'z of each column
-        (see :func:`default_mu`). Fixed effects are not penalized.
+        (see :func:`default_mu`); at least 1e-6. Fixed effects are not penalized.
     selection
         ``"column"``: one binary per term x level x coefficient and one budget per term;
         ``"cluster"``: one binary per level (its intercept and slopes together), one budget per factor.
     na_action
-        ``"drop"`` rows with missing values (counted in the summary) or ``"raise"``.
+        ``"drop"`` rows with missing values (counted, with a warning) or ``"raise"``.
     time_limit, gap
         Stop after this many seconds (the heuristics may use half of them, the branch-and-cut the
         rest), or once the relative gap is this small. Either way the best support found is
-        returned with the gap proven.
+        returned with the gap proven; a gap above ``gap`` gives a :class:`HierMIOWarning`.
     seed, threads, verbose
-        SCIP's random seeds, its ``parallel/maxnthreads`` and its log. The branch-and-cut calls
-        back into Python for every cut, so it runs on one thread whatever ``threads`` says.
+        SCIP's random seed (0..2^31-1), its ``parallel/maxnthreads`` and its log. The
+        branch-and-cut calls back into Python for every cut, so it runs on one thread whatever
+        ``threads`` says.
+    certify
+        ``False`` skips the branch-and-bound: the heuristic support is returned with the gap the
+        continuous relaxation alone proves (status ``"relaxation_bound"``), in a fraction of the time.
+    enumerate_below
+        Problems with at most this many full supports are solved exactly by evaluating them all.
     progress
         Show a progress bar (default: when stderr is a terminal).
     callback
         Called with a :class:`SolverProgress` at most twice a second during the search.
-    certify
-        ``False`` skips the branch-and-bound: the heuristic support is returned with the gap the
-        continuous relaxation alone proves (status ``"relaxation_bound"``), in a fraction of the time.
     weights, offset
         lme4's ``weights=`` (prior weights: the squared errors are weighted) and ``offset=`` (a
         known term of the linear predictor, added to any ``offset()`` in the formula): a column
         name, or one number per row.
+
+    All options are validated (by :class:`hiermio.control.FitControl`) before any work starts.
+    Ctrl-C during the search raises :class:`hiermio.Interrupted`, a ``KeyboardInterrupt`` whose
+    ``result`` is the fit with the best support found and its proven gap.
 
     Examples
     --------
@@ -134,11 +135,15 @@ def fit(
     >>> len(fit.selected["(1 + Days | Subject)"]) <= 5
     True
     """
-    _check_options(ridge, time_limit, gap)
+    control = FitControl(ridge=ridge, selection=selection, na_action=na_action, time_limit=time_limit, gap=gap,
+                         seed=seed, threads=threads, verbose=verbose, certify=certify,
+                         enumerate_below=enumerate_below)
+    if callback is not None and not callable(callback):
+        raise HierMIOError(f"callback must be a function of one SolverProgress, got {callback!r}")
     t0 = time.perf_counter()
-    design = build_design(formula, data, na_action=na_action, weights=weights, offset=offset)
-    mu = default_mu(design, ridge)
-    problem = SelectionProblem.build(design, budget, mu, selection)
+    design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
+    mu = default_mu(design, control.ridge)
+    problem = SelectionProblem.build(design, budget, mu, control.selection)
     bar_update, bar_close = _progress_bar(progress)
 
     def report(p: SolverProgress) -> None:
@@ -146,40 +151,71 @@ def fit(
             if f is not None:
                 f(p)
 
-    opts = SolverOptions(time_limit=time_limit, gap=gap, seed=seed, threads=threads, verbose=verbose,
-                         callback=report if (bar_update or callback) else None)
     try:
-        return fit_problem(design, problem, ridge, opts, t0=t0, certify=certify)
+        res = fit_problem(design, problem, control, t0=t0, callback=report if (bar_update or callback) else None)
     finally:
         bar_close()
+    for msg in res.solver_warnings:
+        warnings.warn(msg, HierMIOWarning, stacklevel=2)
+    if res.certificate.status == "interrupted":
+        raise Interrupted(f"fit interrupted after {res.certificate.time:.1f} s: the best support found, with its "
+                          f"proven gap of {100 * res.certificate.gap:.3g}%, is in this exception's .result", res)
+    return res
 
 
 def fit_problem(
     design: Design,
     problem: SelectionProblem,
-    ridge: float,
-    options: SolverOptions,
+    control: FitControl,
     warm: np.ndarray | None = None,
     t0: float | None = None,
-    certify: bool = True,
+    callback: Callable[[SolverProgress], None] | None = None,
 ) -> MIOFit:
     """Heuristic start (greedy from ``warm`` if given, then swaps), branch-and-cut, fitted result.
 
     The shared step of :func:`fit` and :func:`hiermio.path`, which builds the problem once per budget
-    on the same sufficient statistics. With ``certify=False`` the branch-and-cut is skipped and the
-    heuristic support is certified by the continuous relaxation's bound alone.
+    on the same sufficient statistics. With ``control.certify=False`` the branch-and-cut is skipped
+    and the heuristic support is certified by the continuous relaxation's bound alone. Warnings
+    are collected in the result (``solver_warnings``), not emitted: the caller decides.
     """
     t0 = time.perf_counter() if t0 is None else t0
     t1 = time.perf_counter()
+    options = SolverOptions(time_limit=control.time_limit, gap=control.gap, seed=control.seed,
+                            threads=control.threads, verbose=control.verbose, callback=callback,
+                            enumeration_limit=control.enumerate_below)
     # the time limit covers the heuristics and the search: the heuristics may use half of it
     heuristic_deadline = t1 + 0.5 * options.time_limit
     start = local_search(problem, greedy(problem, start=warm, deadline=heuristic_deadline), deadline=heuristic_deadline)
     t2 = time.perf_counter()
     rest = replace(options, time_limit=max(0.0, options.time_limit - (t2 - t1)))
-    support, cert = solve(problem, [start], rest) if certify else (start, bound_only(problem, start, rest))
+    if control.certify:
+        support, cert = solve(problem, [start], rest)
+    else:
+        support, cert = start, bound_only(problem, start, rest)
     mu = problem.stats.mu
     ev = problem.stats.evaluate(problem.columns(support))
     rss = ev.value - float(np.sum(mu * ev.gamma**2))
     timings = {"design": t1 - t0, "first_solution": t2 - t1, "search": cert.time, "total": time.perf_counter() - t0}
+    notes = solver_warnings(cert, control, problem)
     return MIOFit(design=design, problem=problem, support=support, beta=ev.beta, gamma=ev.gamma, mu=mu,
-                  ridge=ridge, rss=rss, fixed_precision=ev.fixed_precision, certificate=cert, timings=timings)
+                  ridge=control.ridge, rss=max(rss, 0.0), fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert,
+                  timings=timings, control=control, warnings=[*design.messages, *notes], solver_warnings=notes)
+
+
+def solver_warnings(cert: Certificate, control: FitControl, problem: SelectionProblem) -> list[str]:
+    """What the user must hear about a certificate: a gap above the one asked for, an interrupt,
+    a response the fixed part already fits exactly."""
+    out = []
+    if problem.stats.exact_fit:
+        out.append("the fixed part fits the response exactly (residual norm below 1e-10 of the response's): "
+                   "there is nothing for cluster effects to explain, so none is selected")
+    elif cert.status == "interrupted":
+        out.append(f"interrupted: the support is the best found, with a proven gap of {100 * cert.gap:.3g}%")
+    elif cert.gap > control.gap * (1 + 1e-9) + 1e-12:
+        why = {"time_limit": f"the search stopped at its time limit ({control.time_limit:g} s)",
+               "node_limit": "the search stopped at its node limit",
+               "relaxation_bound": "certify=False: only the continuous relaxation bounds the optimum"}
+        reason = why.get(cert.status, f"the search ended with status {cert.status!r}")
+        out.append(f"{reason} with a proven gap of {100 * cert.gap:.3g}%, above the requested {100 * control.gap:.3g}%: "
+                   "a better support may exist (raise time_limit, or a larger ridge certifies faster)")
+    return out

@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
+import warnings
+from numbers import Real
+
 import numpy as np
 import pandas as pd
 from joblib import delayed
 
 from .api import fit as fit_model
+from .control import FitControl, check_integer
 from .design import group_labels
 from .parallel import run_parallel
-from .exceptions import HierMIOError
+from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .results import MIOFit
 
 __all__ = ["audit_curve", "bootstrap"]
@@ -44,7 +48,9 @@ def audit_curve(fit: MIOFit, group: str | None = None) -> pd.DataFrame:
 
 
 def _refit_fixef(formula, data, budget, fit_options) -> np.ndarray:
-    return fit_model(formula, data, budget, progress=False, **fit_options).beta
+    with warnings.catch_warnings():  # a resample's notes are screening detail
+        warnings.simplefilter("ignore", HierMIOWarning)
+        return fit_model(formula, data, budget, progress=False, **fit_options).beta
 
 
 def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int = 0,
@@ -52,12 +58,14 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
     """Cluster bootstrap percentile intervals for the fixed effects.
 
     Whole clusters (of the first grouping factor) are resampled with replacement, each copy given
-    a level of its own, and the model is refitted at the same budgets.
+    a level of its own, and the model is refitted at the same budgets with the fit's options
+    (``fit_options`` override them). Ctrl-C stops the resampling (:class:`hiermio.Interrupted`).
     """
-    if not 0 < level < 1:
+    if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
         raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")
-    if B < 2:
-        raise HierMIOError(f"B must be at least 2, got {B!r}")
+    B = check_integer(B, "B", 2)
+    base = fit.control.as_dict() if fit.control is not None else {"ridge": fit.ridge}
+    control = FitControl.from_options({**base, "selection": fit.problem.selection, **fit_options}, "bootstrap")
     d = fit.design
     if not d.terms:
         raise HierMIOError("the cluster bootstrap needs a random-effect term")
@@ -74,11 +82,13 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
         parts = [data[labels == lv].assign(**{group: f"{lv}#{i}"}) for i, lv in enumerate(pick)]
         samples.append(pd.concat(parts, ignore_index=True))
     budget = {name: int(b) for name, b in fit.budgets.items()}
-    opts = {"ridge": fit.ridge, "selection": fit.problem.selection, "weights": d.weights_column,
-            "offset": d.offset_column, **fit_options}
+    opts = {**control.as_dict(), "weights": d.weights_column, "offset": d.offset_column}
     # each resampled copy is a level of its own, so every resample has as many levels as the data
-    betas = np.array(run_parallel((delayed(_refit_fixef)(fit.formula, s, budget, opts) for s in samples),
-                                  n_jobs, progress, desc="bootstrap fits"))
+    try:
+        betas = np.array(run_parallel((delayed(_refit_fixef)(fit.formula, s, budget, opts) for s in samples),
+                                      n_jobs, progress, desc="bootstrap fits"))
+    except KeyboardInterrupt:
+        raise Interrupted(f"bootstrap interrupted before its {B} resample fits were finished") from None
     alpha = (1 - level) / 2
     return pd.DataFrame({"estimate": fit.beta, "se": betas.std(axis=0, ddof=1),
                          f"{100 * alpha:g}%": np.quantile(betas, alpha, axis=0),

@@ -7,12 +7,12 @@ import argparse
 import json
 import sys
 
-import numpy as np
+import os
 import pandas as pd
 
 from .api import fit
 from .datasets import load_dataset
-from .exceptions import HierMIOError
+from .exceptions import HierMIOError, Interrupted
 
 __all__ = ["main", "side_by_side"]
 
@@ -53,9 +53,30 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_csv(path: str, what: str) -> pd.DataFrame:
+    """The CSV file at ``path``, or an error that says what is wrong with it."""
+    if os.path.isdir(path):
+        raise HierMIOError(f"{what} {path!r} is a directory; give a CSV file")
+    if not os.path.exists(path):
+        raise HierMIOError(f"{what} {path!r} does not exist")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise HierMIOError(f"{what} {path!r} cannot be read as CSV: {exc}") from exc
+
+
+def _budget_arg(text: str):
+    """--budget: a whole number, or a JSON object of whole numbers by term or factor."""
+    text = text.strip()
+    try:
+        return json.loads(text) if text.startswith("{") else int(text)
+    except ValueError:
+        raise HierMIOError(f"--budget must be a whole number or JSON like '{{\"(1 | g)\": 3}}', got {text!r}") from None
+
+
 def _fit(args: argparse.Namespace) -> int:
-    df = pd.read_csv(args.data)
-    budget = json.loads(args.budget) if args.budget.strip().startswith("{") else int(args.budget)
+    df = _read_csv(args.data, "data file")
+    budget = _budget_arg(args.budget)
     res = fit(args.formula, df, budget=budget, selection=args.selection, time_limit=args.time_limit,
               gap=args.gap, seed=args.seed, verbose=args.verbose, weights=args.weights, offset=args.offset)
     print(res.summary())
@@ -65,9 +86,9 @@ def _fit(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare
 
-    df = pd.read_csv(args.data)
-    test = pd.read_csv(args.test) if args.test else None
-    budget = json.loads(args.budget) if args.budget.strip().startswith("{") else int(args.budget)
+    df = _read_csv(args.data, "data file")
+    test = _read_csv(args.test, "test file") if args.test else None
+    budget = _budget_arg(args.budget)
     cmp = compare(args.formula, df, test=test, methods=args.methods.split(","), budget=budget,
                   split=None if test is not None else args.split, test_size=args.test_size,
                   random_state=args.seed, time_limit=args.time_limit,
@@ -142,3 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     except (HierMIOError, FileNotFoundError, ValueError) as exc:
         print(f"hiermio: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"hiermio: {exc.args[0] if exc.args else 'interrupted'}", file=sys.stderr)
+        if exc.result is not None and args.command == "fit":
+            print(exc.result.summary())
+        return 130

@@ -23,11 +23,13 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression, RidgeCV
 
 from .api import fit
+from .control import FitControl
 from .design import build_design, group_labels, carry_vector_options
 from .exceptions import HierMIOError
 from .formula import parse_formula
 from .lme4 import RNotAvailableError, lmer
-from .selection import Budget
+from .newclusters import RULES
+from .selection import Budget, SelectionProblem
 from .validation import cv
 
 __all__ = ["compare", "Comparison", "train_test_split_clusters"]
@@ -155,9 +157,16 @@ def compare(
     the population level. New clusters in the test set
     are predicted at population level by lme4 and MIO alike.
     """
+    control = FitControl.from_options(fit_options, "compare", extra=("weights", "offset"))
+    if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
+        raise HierMIOError(f"methods must be a list of method names among {list(METHODS)}, got {methods!r}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise HierMIOError(f"unknown method(s) {unknown}; choose among {list(METHODS)}")
+    if new_levels not in RULES:
+        raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
+    if test is not None and not isinstance(test, pd.DataFrame):
+        raise HierMIOError(f"test must be a pandas DataFrame, got {type(test).__name__}")
     parsed = parse_formula(formula)
     data = carry_vector_options(data, fit_options)
     weights, offset = fit_options.get("weights"), fit_options.get("offset")
@@ -165,7 +174,10 @@ def compare(
         if not parsed.random:
             raise HierMIOError("split needs a random-effect term to know the clusters")
         data, test = train_test_split_clusters(data, parsed.random[0].group, split, test_size, random_state)
-    design = build_design(parsed, data, weights=weights, offset=offset)
+    design = build_design(parsed, data, na_action=control.na_action, weights=weights, offset=offset)
+    if "mio" in methods and not (isinstance(budget, str) and budget == "cv"):
+        SelectionProblem.check_budget(design, budget, control.selection)
+    fit_options = {**control.as_dict(), **{k: fit_options[k] for k in ("weights", "offset") if k in fit_options}}
     train = data.loc[design.rows]
     y_train = design.y
     off_train = design.offset if design.offset is not None else 0.0
@@ -205,8 +217,10 @@ def compare(
                 test_pred = ref.predict(test).to_numpy() if test is not None else None
             else:
                 if isinstance(budget, str) and budget == "cv":
+                    # the folds screen (cv's certify=False); the chosen budget's fit follows the options
+                    cv_options = {k: v for k, v in fit_options.items() if k != "certify"}
                     chosen = cv(formula, train, scheme=cv_scheme, random_state=random_state, new_levels=new_levels,
-                                progress=False, **fit_options)
+                                progress=False, **cv_options)
                     res, note = chosen.best_fit_, [f"budget {chosen.best_budget_} chosen by 5-fold {cv_scheme} CV"]
                 else:
                     res, note = fit(formula, train, budget, progress=False, **fit_options), []

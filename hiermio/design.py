@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -270,11 +270,46 @@ def group_labels(data: pd.DataFrame, group: str) -> pd.Series:
 
 
 # ---------------------------------------------------------------------------------------- checks
-def _finite(a: np.ndarray, what: str) -> np.ndarray:
+# Squares and cross products of values beyond these overflow or underflow double precision; a
+# column whose largest magnitude lies outside is refused rather than turned into NaN or a wrong support.
+_MAGNITUDE_LIMIT = 1e150
+_MAGNITUDE_FLOOR = 1e-150
+
+
+def _finite(a: np.ndarray, what: str, names: Sequence[str] | None = None) -> np.ndarray:
+    """``a`` if every value is finite and of a magnitude whose squares double precision holds."""
     if not np.all(np.isfinite(a)):
         bad = int((~np.isfinite(a)).any(axis=1).sum()) if a.ndim == 2 else int((~np.isfinite(a)).sum())
         raise DataError(f"the {what} evaluates to NaN or infinity in {bad} row(s) (e.g. log of a non-positive value)")
+    cols = a.reshape(len(a), -1)
+    for j in range(cols.shape[1]):
+        big = float(np.max(np.abs(cols[:, j]))) if len(cols) else 0.0
+        if big > _MAGNITUDE_LIMIT or 0 < big < _MAGNITUDE_FLOOR:
+            name = f"column {names[j]!r} of the {what}" if names is not None else f"the {what}"
+            large = big > _MAGNITUDE_LIMIT
+            raise DataError(f"{name} has values {'as large as' if large else 'no larger than'} {big:.3g} in magnitude: "
+                            f"their squares {'overflow' if large else 'underflow'} double precision (the values must "
+                            f"lie within {_MAGNITUDE_FLOOR:.0e}..{_MAGNITUDE_LIMIT:.0e}); rescale it, e.g. "
+                            f"{'divide' if large else 'multiply'} by a power of ten")
     return a
+
+
+def _centered(X: np.ndarray) -> np.ndarray:
+    """X with every column but the intercept centred, when there is an intercept column.
+
+    Collinearity is a property of the centred columns: x + 1e8 (a timestamp) is as far from the
+    intercept as x is, though its raw norm is almost all intercept. (R tests the raw norms and drops
+    such a column; the model is the same either way, so the centred test loses nothing.)
+
+    >>> _centered(np.array([[1., 1e8], [1., 1e8 + 2]])).tolist()
+    [[1.0, -1.0], [1.0, 1.0]]
+    """
+    const = [j for j in range(X.shape[1]) if len(X) and X[0, j] != 0 and np.all(X[:, j] == X[0, j])]
+    if not const:
+        return X
+    out = X - X.mean(axis=0)
+    out[:, const] = X[:, const]
+    return out
 
 
 def required_columns(parsed: ParsedFormula, response: bool = True) -> dict[str, set[str]]:
@@ -405,7 +440,7 @@ def build_design(
     >>> build_design("y ~ I(x^2) + (1 | g)", df).fixed_names
     ('(Intercept)', 'I(x^2)')
     """
-    parsed = parse_formula(formula) if isinstance(formula, str) else formula
+    parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     if not isinstance(data, pd.DataFrame):
         try:
             data = pd.DataFrame(data)
@@ -480,10 +515,12 @@ def build_design(
             missing |= np.isnan(arr)
             counts[name] = int(np.isnan(arr).sum())
     n_dropped = int(missing.sum())
+    messages: list[str] = []
     if n_dropped:
         which = ", ".join(f"{c!r} ({v})" for c, v in sorted(counts.items()))
         if na_action == "raise":
             raise DataError(f"{n_dropped} row(s) have missing values in {which}; pass na_action='drop' to drop them")
+        messages.append(f"{n_dropped} of {len(data)} rows dropped for missing values in {which}")
     keep = np.flatnonzero(~missing)
     if len(keep) == 0:
         raise DataError("no rows left after dropping rows with missing values")
@@ -505,7 +542,6 @@ def build_design(
 
     y = _finite(_numeric_vector(values[response_key], f"response {parsed.response!r}"),
                 f"response {parsed.response!r}")
-    messages: list[str] = []
     w_used = None
     if w is not None:
         w_used = w[keep]
@@ -522,8 +558,8 @@ def build_design(
             total_offset += _finite(off_arg[keep], "offset")
 
     layout = ColumnLayout.build(fixed_terms, values)
-    X_full = _finite(layout.matrix(values, len(keep)), "fixed part")
-    dropped = aliased_columns(X_full)
+    X_full = _finite(layout.matrix(values, len(keep)), "fixed part", layout.names)
+    dropped = aliased_columns(_centered(X_full))
     keep_cols = np.array([j for j in range(X_full.shape[1]) if j not in dropped], dtype=int)
     dropped_names = tuple(layout.names[j] for j in dropped)
     if dropped:
@@ -531,6 +567,7 @@ def build_design(
                f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
                + ", ".join(map(repr, dropped_names)))
         messages.append(msg)
+    for msg in messages:
         warnings.warn(msg, HierMIOWarning, stacklevel=2)
     X = X_full[:, keep_cols]
     if X.shape[1] >= len(y):
@@ -540,7 +577,7 @@ def build_design(
     terms = []
     for t, tt, g in zip(parsed.random, term_terms, groups):
         tl = ColumnLayout.build(tt, values)
-        Zv = _finite(tl.matrix(values, len(keep)), f"random term {t.label}")
+        Zv = _finite(tl.matrix(values, len(keep)), f"random term {t.label}", tl.names)
         if Zv.shape[1] == 0:
             raise FormulaError(f"random term {t.label} has no covariates")
         if len(g.levels) < 2:
@@ -548,6 +585,13 @@ def build_design(
                 f"grouping factor {t.group!r} of term {t.label} has a single level ({g.levels[0]!r}); "
                 "a random effect needs at least two levels"
             )
+        for other in terms:
+            shared = [c for c in tl.names if other.term.group == t.group and c in other.coef_names]
+            if shared:
+                raise FormulaError(
+                    f"random terms {other.term.label} and {t.label} both give grouping factor {t.group!r} "
+                    f"the column {shared[0]!r}: a column may appear in one term only (twice, its effect is "
+                    "not identifiable and its budget would count twice)")
         terms.append(TermDesign(t, tuple(tl.names), pd.Index(g.labels), g.values.astype(np.intp), Zv, tl,
                                 tuple(g.levels)))
 

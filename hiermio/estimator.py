@@ -9,7 +9,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from .api import fit
-from .exceptions import DataError, NotFittedError
+from .control import FitControl
+from .exceptions import DataError, HierMIOError, NotFittedError
+from .newclusters import RULES
 from .formula import parse_formula
 from .results import MIOFit
 from .selection import Budget
@@ -37,12 +39,12 @@ class HierMIO(RegressorMixin, BaseEstimator):
         self,
         formula: str = "y ~ 1",
         budget: Budget = 0,
-        ridge: float = 0.1,
-        selection: Literal["column", "cluster"] = "column",
-        time_limit: float = 60.0,
-        gap: float = 1e-4,
-        seed: int = 0,
-        verbose: bool = False,
+        ridge: float = FitControl.ridge,
+        selection: Literal["column", "cluster"] = FitControl.selection,
+        time_limit: float = FitControl.time_limit,
+        gap: float = FitControl.gap,
+        seed: int = FitControl.seed,
+        verbose: bool = FitControl.verbose,
         new_levels: str = "population",
         weights: str | None = None,
         offset: str | None = None,
@@ -71,6 +73,8 @@ class HierMIO(RegressorMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y=None) -> "HierMIO":
         """Fit on ``X`` (and ``y``, the response, when it is not a column of ``X``)."""
+        if self.new_levels not in RULES:
+            raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {self.new_levels!r}")
         self.fit_: MIOFit = fit(self.formula, self._frame(X, y), self.budget, ridge=self.ridge,
                                 selection=self.selection, time_limit=self.time_limit, gap=self.gap,
                                 seed=self.seed, verbose=self.verbose, progress=False, weights=self.weights,

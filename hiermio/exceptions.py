@@ -30,3 +30,20 @@ class NotFittedError(HierMIOError, AttributeError):
 class HierMIOWarning(UserWarning):
     """Something the user should know about a result that is still returned: dropped rows or
     columns, a gap above the one asked for, a budget capped to the number of levels."""
+
+
+class NumericalError(HierMIOError):
+    """The numbers cannot be trusted: a system is singular to working precision at these settings."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a fit or a loop of fits; nothing further was started.
+
+    It is a ``KeyboardInterrupt``, so a user's own loop stops too. ``result`` holds what was
+    finished: the interrupted fit with its best support and proven gap, or the fits of a path, cv,
+    stability or bootstrap run completed before the interrupt (``None`` when there are none).
+    """
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result

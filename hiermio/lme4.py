@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -94,6 +96,7 @@ class RNotAvailableError(HierMIOError, ImportError):
 
 
 _R: dict[str, Any] = {}
+_R_PROBE: dict[str, str] = {}
 # embedded R runs on one thread: thread workers (dask with processes=False) take turns
 _R_LOCK = threading.RLock()
 
@@ -115,8 +118,35 @@ def _r_session():
         yield R
 
 
+def _probe_r() -> None:
+    """Start R with lme4 in a child process first: a broken R (R_HOME pointing nowhere, a missing
+    libR) aborts the process that loads it, and that must not be the user's Python."""
+    code = ("import rpy2.rinterface_lib.callbacks as cb; cb.consolewrite_warnerror = lambda s: None; "
+            "import rpy2.robjects as ro; ro.r('suppressPackageStartupMessages(library(lme4))')")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RNotAvailableError(f"R could not be started to check it ({exc}); " + _INSTALL) from None
+    if out.returncode != 0:
+        lines = [ln for ln in (out.stderr + out.stdout).strip().splitlines() if ln.strip()]
+        cause = lines[-1] if lines else f"exit status {out.returncode}"
+        if "No module named 'rpy2'" in cause:
+            cause = "rpy2 is not installed"
+        elif "lme4" in cause:
+            cause = "R starts but the lme4 package is not installed"
+        where = f" with R_HOME={os.environ['R_HOME']!r}" if os.environ.get("R_HOME") else ""
+        raise RNotAvailableError(f"R with lme4 does not start in this environment{where} ({cause}); " + _INSTALL)
+
+
 def _load_r():
     if not _R:
+        if "probe_error" in _R_PROBE:  # a broken R stays broken for this process
+            raise RNotAvailableError(_R_PROBE["probe_error"])
+        try:
+            _probe_r()
+        except RNotAvailableError as exc:
+            _R_PROBE["probe_error"] = str(exc)
+            raise
         # starting R puts its library path (with the system's /usr/lib) into LD_LIBRARY_PATH; child
         # processes (joblib, dask) started later would then load the system's libraries into this
         # Python and fail ("undefined symbol"). R's libraries are loaded by then, so put it back.

@@ -17,6 +17,8 @@ order one; all reported values are on the original scale.
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,7 +30,8 @@ from pyscipopt import __version__ as pyscipopt_version
 from .relaxation import frank_wolfe
 from .selection import SelectionProblem
 
-__all__ = ["SolverOptions", "SolverProgress", "Certificate", "solve", "bound_only"]
+__all__ = ["SolverOptions", "SolverProgress", "Certificate", "solve", "bound_only", "enumerate_supports",
+           "n_full_supports"]
 
 # SCIP's feasibility tolerance, in scaled units (objective divided by c(0), so of order one). An
 # integral point whose eta is below c(s) by more than this gets a cut; within it, the LP cannot be
@@ -62,6 +65,7 @@ class SolverOptions:
     max_rounds_node: int = 1
     fw_iterations_root: int = 300  # before the search: the root LP starts at the relaxation bound
     fw_iterations_node: int = 30  # per separation round
+    enumeration_limit: int = 2000  # problems with at most this many full supports are enumerated
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Certificate:
     """How close to optimal the returned support is proven to be."""
 
     status: str  # optimal | gap_limit | time_limit | node_limit | interrupted | closed_form | relaxation_bound
+    # | enumerated
     primal: float  # c at the returned support (original scale)
     dual: float  # proven lower bound on the optimum (original scale)
     nodes: int = 0
@@ -264,11 +269,16 @@ def solve(
     opts = options or SolverOptions()
     t0 = time.perf_counter()
     U = problem.n_units
-    null_value = problem.value(np.zeros(U))
-    if _no_choice(problem) or null_value <= 1e-300:
-        s = problem.top_within_budget(np.zeros(U)) if not null_value <= 1e-300 else np.zeros(U)
+    if problem.stats.exact_fit:  # every support fits exactly: the smallest is the answer
+        value = problem.value(np.zeros(U))
+        return np.zeros(U), Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
+    if _no_choice(problem):
+        s = problem.top_within_budget(np.zeros(U))
         value = problem.value(s)
-        return s, Certificate("closed_form", value, value, evaluations=2, time=time.perf_counter() - t0)
+        return s, Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
+    if n_full_supports(problem) <= opts.enumeration_limit:
+        return enumerate_supports(problem, t0)
+    null_value = problem.value(np.zeros(U))
 
     model = Model("hiermio-oa")
     model.hideOutput(not opts.verbose)
@@ -318,7 +328,8 @@ def solve(
         ms.oracle(s_scip)
     support = ms.best_support if ms.best_support is not None else np.asarray(starts[0], float)
     value = problem.value(support)
-    dual = min(model.getDualbound() * null_value, value)
+    # c(all units) <= c(s) for every s: a valid bound however early the search stopped
+    dual = min(max(model.getDualbound() * null_value, ms.oracle(ones)[0] * null_value, 0.0), value)
     if status == "optimal":
         dual = max(dual, value - 1e-9 * abs(value))  # SCIP proved it; keep floating noise out of the gap
     cert = Certificate(status, value, dual, nodes=model.getNTotalNodes(), cuts=ms.n_cuts,
@@ -347,13 +358,49 @@ def bound_only(problem: SelectionProblem, support: np.ndarray, options: SolverOp
     n0 = problem.n_evaluations
     value = problem.value(support)
     U = problem.n_units
-    if _no_choice(problem):
+    if _no_choice(problem) or problem.stats.exact_fit:
         return Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
     _, bound = frank_wolfe(problem, support, np.zeros(U), np.ones(U), iterations=_root_iterations(opts, U),
                            cutoff=value * (1 - opts.gap), deadline=t0 + opts.time_limit)
     status = "gap_limit" if bound >= value * (1 - opts.gap) else "relaxation_bound"
     return Certificate(status, value, min(bound, value), evaluations=problem.n_evaluations - n0,
                        time=time.perf_counter() - t0)
+
+
+def n_full_supports(problem: SelectionProblem) -> int:
+    """How many supports use every budget in full: c only falls as units are added, so an optimum
+    is among them.
+
+    >>> import pandas as pd
+    >>> from hiermio.design import build_design
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 5, 7], "g": list("aabbcc")})
+    >>> n_full_supports(SelectionProblem.build(build_design("y ~ 1 + (1 | g)", df), 2, np.ones(3)))
+    3
+    """
+    total = 1
+    for size, lam in zip(problem.group_sizes, problem.budgets):
+        total *= math.comb(int(size), int(lam))
+        if total > 10**12:
+            break
+    return total
+
+
+def enumerate_supports(problem: SelectionProblem, t0: float | None = None) -> tuple[np.ndarray, Certificate]:
+    """The optimal support by evaluating every full support: exact, and faster than a search
+    when there are a few thousand of them."""
+    t0 = time.perf_counter() if t0 is None else t0
+    n0 = problem.n_evaluations
+    groups = [np.flatnonzero(problem.group_of_unit == g) for g in range(len(problem.budgets))]
+    best, best_value = None, np.inf
+    for picks in itertools.product(*(itertools.combinations(idx, int(lam)) for idx, lam in zip(groups, problem.budgets))):
+        s = np.zeros(problem.n_units)
+        for chosen in picks:
+            s[list(chosen)] = 1.0
+        value = problem.value(s)
+        if value < best_value:
+            best, best_value = s, value
+    return best, Certificate("optimal", best_value, best_value, evaluations=problem.n_evaluations - n0,
+                             time=time.perf_counter() - t0, solver="enumeration of every full support")
 
 
 def _no_choice(problem: SelectionProblem) -> bool:

@@ -9,22 +9,24 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .api import _check_options, default_mu, fit_problem
+from .api import default_mu, fit_problem
+from .control import FitControl, check_integer
 from .design import build_design
-from .exceptions import HierMIOError
-from .oa import SolverOptions
+from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
+from .newclusters import RULES
 from .parallel import with_progress
 from .results import MIOFit
 from .selection import SelectionProblem
 from .sufficient import SufficientStats
 
-__all__ = ["path", "Path"]
+__all__ = ["path", "Path", "check_budget_list"]
 
 
 @dataclass
@@ -60,53 +62,111 @@ def path(
     budgets: Iterable[int],
     *,
     validation: pd.DataFrame | None = None,
-    ridge: float = 0.1,
-    selection: Literal["column", "cluster"] = "column",
-    time_limit: float = 60.0,
-    gap: float = 1e-4,
-    seed: int = 0,
     new_levels: str = "population",
     cluster_features: Sequence[str] | None = None,
-    certify: bool = True,
     progress: bool | None = None,
     weights: Any = None,
     offset: Any = None,
+    **options: Any,
 ) -> Path:
-    """Fit every budget in ``budgets`` (one int for every group), in increasing order.
+    """Fit every budget in ``budgets`` (whole numbers, one for every group), in increasing order.
 
     The design and sufficient statistics are built once; each budget's heuristic start grows the
     previous budget's support. With ``validation`` data, each fit's validation MSE is tabulated;
     its unseen clusters are predicted by ``new_levels`` (and ``cluster_features`` for "features").
+    A budget above a group's number of levels is fitted at that number, with a warning.
+    ``options`` are those of :func:`hiermio.fit` (``ridge``, ``selection``, ``time_limit``,
+    ``gap``, ``seed``, ``certify``...), validated before the first fit.
 
     ``certify=False`` skips the branch-and-bound: each budget keeps its heuristic support, with
     the gap proven by the continuous relaxation alone (status "relaxation_bound" unless that
     already meets ``gap``). Budgets far from the true sparsity are near-ties among many supports
     and can take a search far longer than the budget that matters, so a screening path followed by
     one certified :func:`hiermio.fit` at the chosen budget is the fast route (``bench_path.py``).
+
+    Ctrl-C stops the sweep: :class:`hiermio.Interrupted` is raised, its ``result`` the
+    :class:`Path` of the budgets finished.
     """
-    _check_options(ridge, time_limit, gap)
-    budgets = sorted(set(int(b) for b in budgets))
-    if not budgets:
-        raise HierMIOError("path needs at least one budget")
-    design = build_design(formula, data, weights=weights, offset=offset)
-    mu = default_mu(design, ridge)
-    stats = SufficientStats.from_design(design, mu)
-    opts = SolverOptions(time_limit=time_limit, gap=gap, seed=seed)
-    iterator = with_progress(budgets, progress, "budget path", unit="budget")
-    fits, rows, warm = {}, [], None
+    control = FitControl.from_options(options, "path")
+    budgets = check_budget_list(budgets, "path")
+    if new_levels not in RULES:
+        raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
+    design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
+    if not design.terms:
+        raise HierMIOError("path sweeps the budget of random terms; the formula has none")
     y_val = design.response_for(validation) if validation is not None else None
-    for b in iterator:
-        t0 = time.perf_counter()
-        capped = SelectionProblem.capped_budget(design, b, selection)
-        problem = SelectionProblem.build(design, capped, mu, selection, stats=stats)
-        res = fit_problem(design, problem, ridge, opts, warm=warm, t0=t0, certify=certify)
-        warm = res.support
-        fits[b] = res
-        c = res.certificate
-        row = {"budget": b, "objective": c.primal, "bound": c.dual, "gap": c.gap, "status": c.status,
-               "nonzero": res.n_nonzero, "time_s": res.timings["total"]}
-        if validation is not None:
-            pred = res.predict(validation, new_levels=new_levels, cluster_features=cluster_features)
-            row["validation_mse"] = float(np.mean((y_val - pred.to_numpy()) ** 2))
-        rows.append(row)
-    return Path(pd.DataFrame(rows).set_index("budget"), fits)
+    mu = default_mu(design, control.ridge)
+    stats = SufficientStats.from_design(design, mu)
+    _warn_capped(design, budgets, control.selection)
+    iterator = with_progress(budgets, progress, "budget path", unit="budget")
+    fits, rows, warm, notes = {}, [], None, []
+    try:
+        for b in iterator:
+            t0 = time.perf_counter()
+            capped = SelectionProblem.capped_budget(design, b, control.selection)
+            problem = SelectionProblem.build(design, capped, mu, control.selection, stats=stats)
+            res = fit_problem(design, problem, control, warm=warm, t0=t0)
+            c = res.certificate
+            if c.status == "interrupted":
+                raise KeyboardInterrupt
+            warm = res.support
+            fits[b] = res
+            if res.solver_warnings:
+                notes.append((b, c.gap, res.solver_warnings))
+            row = {"budget": b, "objective": c.primal, "bound": c.dual, "gap": c.gap, "status": c.status,
+                   "nonzero": res.n_nonzero, "time_s": res.timings["total"]}
+            if validation is not None:
+                pred = res.predict(validation, new_levels=new_levels, cluster_features=cluster_features)
+                row["validation_mse"] = float(np.mean((y_val - pred.to_numpy()) ** 2))
+            rows.append(row)
+    except KeyboardInterrupt:
+        done = _table(rows)
+        raise Interrupted(f"path interrupted: budgets {list(done.index)} of {budgets} were finished; their fits "
+                          "are in this exception's .result", Path(done, fits) if rows else None) from None
+    for msg in _summarise(notes, control):
+        warnings.warn(msg, HierMIOWarning, stacklevel=2)
+    return Path(_table(rows), fits)
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=None if rows else ["budget"]).set_index("budget")
+
+
+def _summarise(notes: list[tuple[int, float, list[str]]], control: FitControl) -> list[str]:
+    """One warning for the budgets whose gap stayed above the requested one."""
+    if not notes:
+        return []
+    budgets = [b for b, _, _ in notes]
+    worst = max(g for _, g, _ in notes)
+    if not control.certify:
+        return [f"certify=False: budgets {budgets} keep gaps up to {100 * worst:.3g}% proven by the relaxation "
+                "alone (a screening path); certify the budget you choose with hiermio.fit"]
+    if len(notes) == 1:
+        return [f"budget {budgets[0]}: {notes[0][2][0]}"]
+    return [f"budgets {budgets} ended with gaps up to {100 * worst:.3g}%, above the requested "
+            f"{100 * control.gap:.3g}%: {notes[0][2][0].split(' with a proven gap')[0]} (first of them); "
+            "their supports may not be optimal"]
+
+
+def check_budget_list(budgets: Any, caller: str) -> list[int]:
+    """Sorted distinct whole-number budgets, or an error naming the bad entry.
+
+    >>> check_budget_list([3, 0, 3.0], "path")
+    [0, 3]
+    """
+    if isinstance(budgets, (str, bytes)) or not isinstance(budgets, Iterable):
+        raise BudgetError(f"{caller} needs budgets as a list of whole numbers (e.g. range(0, 11)), got {budgets!r}")
+    out = sorted({check_integer(b, f"each budget of {caller}", 0) for b in budgets})
+    if not out:
+        raise BudgetError(f"{caller} needs at least one budget")
+    return out
+
+
+def _warn_capped(design, budgets: list[int], selection: str) -> None:
+    sizes = ({t.term.label: t.n_columns for t in design.terms} if selection == "column"
+             else {t.term.group: t.n_levels for t in design.terms})
+    over = {name: [b for b in budgets if b > size] for name, size in sizes.items()}
+    for name, bs in over.items():
+        if bs:
+            warnings.warn(f"budget(s) {bs} exceed the {sizes[name]} units of {name}: fitted at {sizes[name]}",
+                          HierMIOWarning, stacklevel=3)

@@ -69,7 +69,7 @@ def frank_wolfe(
         gap = float(grad @ (s - v))
         if ev.value - gap > best_bound:
             best_point, best_bound = s.copy(), ev.value - gap
-        if gap <= tol * max(1.0, abs(ev.value)) or best_bound >= cutoff:
+        if gap <= tol * abs(ev.value) or best_bound >= cutoff:
             break
         if deadline is not None and time.perf_counter() > deadline:
             break

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .control import FitControl
 from .design import Design
 from .exceptions import DataError, HierMIOError
 from .newclusters import RULES, cluster_means, fit_assignment_tree, fit_feature_tree, hard_effects, soft_effects
@@ -52,9 +53,13 @@ class MIOFit:
     mu: np.ndarray = field(repr=False)
     ridge: float
     rss: float
-    fixed_precision: np.ndarray = field(repr=False)
+    fixed_cov_unscaled: np.ndarray = field(repr=False)  # Cov(beta) / sigma^2 at the support
     certificate: Certificate
     timings: dict[str, float] = field(default_factory=dict)  # seconds: design, first_solution, search, total
+    control: FitControl | None = field(default=None, repr=False)  # the options of the fit
+    # everything the user was warned about: dropped rows and columns, then the solver's notes
+    warnings: list[str] = field(default_factory=list, repr=False)
+    solver_warnings: list[str] = field(default_factory=list, repr=False)
     tree_depth: int | None = None  # depth of the new-cluster trees; None: ceil(log2 K)
     _feature_trees: dict = field(default_factory=dict, repr=False)
 
@@ -184,7 +189,12 @@ class MIOFit:
         bad = [c for c in columns if not pd.api.types.is_numeric_dtype(data[c])]
         if bad:
             raise DataError(f"cluster_features column(s) {bad} must be numeric")
-        return data[list(columns)].astype(float)
+        frame = data[list(columns)].astype(float)
+        holes = [c for c in columns if frame[c].isna().any()]
+        if holes:
+            raise DataError(f"cluster_features column(s) {holes} have missing values; the 'features' rule needs "
+                            "every cluster's features")
+        return frame
 
     def _feature_tree(self, k: int, columns: Sequence[str] | None):
         key = (k, tuple(columns) if columns is not None else None)
@@ -235,7 +245,7 @@ class MIOFit:
         allow_new_levels = bool(allow_new_levels) or new_levels is not None
         new_levels = new_levels or "population"
         d = self.design
-        population = re_form is not None and (re_form in _POPULATION or (isinstance(re_form, float) and np.isnan(re_form)))
+        population = _population_level(re_form)
         used = d.required_columns(random=not population)
         missing = [c for c in used if c not in newdata.columns]
         if missing:
@@ -282,6 +292,18 @@ class MIOFit:
                 f"{self.certificate.status}, gap {100 * self.certificate.gap:.3g}%>")
 
 
+def _population_level(re_form: Any) -> bool:
+    """lme4's ``re.form``: None uses every random term, ``~0`` / ``NA`` none; nothing else is taken."""
+    if re_form is None:
+        return False
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return True
+    if isinstance(re_form, (str, bool, int, np.bool_)) and re_form in _POPULATION:
+        return True
+    raise HierMIOError(f"re_form must be None (every random term) or '~0' / NA / False (population level), "
+                       f"got {re_form!r}")
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e5 else f"{x:.4e}"
 
@@ -298,7 +320,7 @@ class Summary:
         fe = f.fixef()
         if len(fe) == 0:
             return pd.DataFrame(columns=["Estimate", "Std. Error", "t value"])
-        cov = np.linalg.inv(f.fixed_precision) * f.sigma**2
+        cov = f.fixed_cov_unscaled * f.sigma**2
         se = np.sqrt(np.clip(np.diag(cov), 0, None))
         return pd.DataFrame({"Estimate": fe, "Std. Error": se, "t value": fe / se}, index=fe.index)
 

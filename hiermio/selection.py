@@ -63,7 +63,6 @@ class SelectionProblem:
         """Units and budgets for ``design``; ``budget`` is an int (every group) or a dict by group."""
         if selection not in ("column", "cluster"):
             raise BudgetError(f"selection must be 'column' or 'cluster', got {selection!r}")
-        stats = stats if stats is not None else SufficientStats.from_design(design, mu)
         unit_of_col, group_of_unit, names = [], [], []
         if selection == "column":
             n_units = 0
@@ -88,7 +87,18 @@ class SelectionProblem:
         group_of_unit_a = np.concatenate(group_of_unit) if group_of_unit else np.zeros(0, int)
         sizes = np.bincount(group_of_unit_a, minlength=len(names))
         budgets = _resolve_budget(budget, names, sizes, design, selection)
+        # the budget is checked before the one pass over the rows
+        stats = stats if stats is not None else SufficientStats.from_design(design, mu)
         return cls(stats, unit_of_col_a.astype(int), group_of_unit_a.astype(int), names, budgets, selection)
+
+    @classmethod
+    def check_budget(cls, design: Design, budget: Budget, selection: str = "column") -> None:
+        """Raise the error :meth:`build` would for ``budget``, without touching the rows."""
+        names = [t.term.label for t in design.terms] if selection == "column" \
+            else list(dict.fromkeys(t.term.group for t in design.terms))
+        sizes = [t.n_columns for t in design.terms] if selection == "column" \
+            else [next(t.n_levels for t in design.terms if t.term.group == f) for f in names]
+        _resolve_budget(budget, names, np.array(sizes), design, selection)
 
     @staticmethod
     def capped_budget(design: Design, budget: int, selection: str = "column") -> dict[str, int]:

@@ -15,17 +15,18 @@ the number of levels.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from joblib import delayed
 
 from .api import fit
+from .control import FitControl, check_integer
 from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
-from .exceptions import HierMIOError
+from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .selection import Budget
 
 __all__ = ["stability", "Stability", "mb_bound"]
@@ -82,8 +83,10 @@ class Stability:
         return fig
 
 
-def _selected(formula, half, budget, certify, fit_options) -> dict[str, list]:
-    return fit(formula, half, budget, progress=False, certify=certify, **fit_options).selected
+def _selected(formula, half, budget, options) -> dict[str, list]:
+    with warnings.catch_warnings():  # a half-sample's notes are screening detail
+        warnings.simplefilter("ignore", HierMIOWarning)
+        return fit(formula, half, budget, progress=False, **options).selected
 
 
 def stability(
@@ -101,11 +104,15 @@ def stability(
 
     The half-sample fits screen (``certify=False``: heuristic supports, see :func:`hiermio.fit`);
     ``certify=True`` runs branch-and-bound on each. Other keywords go to :func:`hiermio.fit`.
+    Ctrl-C stops the fits (:class:`hiermio.Interrupted`).
     """
-    if B < 2 or B % 2:
+    control = FitControl.from_options({**fit_options, "certify": certify}, "stability", extra=("weights", "offset"))
+    B = check_integer(B, "B", 2)
+    if B % 2:
         raise HierMIOError(f"B must be an even number of fits (complementary pairs), at least 2; got {B!r}")
     data = carry_vector_options(data, fit_options)
-    design = build_design(formula, data, weights=fit_options.get("weights"), offset=fit_options.get("offset"))
+    design = build_design(formula, data, na_action=control.na_action, weights=fit_options.get("weights"),
+                          offset=fit_options.get("offset"))
     if not design.terms:
         raise HierMIOError("stability selection needs a random-effect term; the formula has none")
     data = data.loc[design.rows]
@@ -119,8 +126,12 @@ def stability(
             idx = rng.permutation(pos.to_numpy())
             first[idx[: len(idx) // 2]] = True
         halves += [first, ~first]
-    jobs = (delayed(_selected)(formula, data.iloc[np.flatnonzero(h)], budget, certify, fit_options) for h in halves)
-    results = run_parallel(jobs, n_jobs, progress, desc="half-sample fits")
+    options = {**control.as_dict(), **{k: fit_options[k] for k in ("weights", "offset") if k in fit_options}}
+    jobs = (delayed(_selected)(formula, data.iloc[np.flatnonzero(h)], budget, options) for h in halves)
+    try:
+        results = run_parallel(jobs, n_jobs, progress, desc="half-sample fits")
+    except KeyboardInterrupt:
+        raise Interrupted(f"stability selection interrupted before its {B} half-sample fits were finished") from None
     freq, mean_sel = {}, {}
     for t in design.terms:
         counts = pd.Series(0.0, index=t.levels)

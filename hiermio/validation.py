@@ -15,6 +15,7 @@ the smallest budget within one standard error of it.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Sequence
 
@@ -24,11 +25,13 @@ from joblib import delayed
 from sklearn.model_selection import GroupKFold
 
 from .api import fit
+from .control import FitControl, check_choice, check_integer
 from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
-from .exceptions import BudgetError, HierMIOError
+from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
 from .formula import parse_formula
-from .path import path
+from .newclusters import RULES
+from .path import check_budget_list, path
 from .results import MIOFit
 
 __all__ = ["cv", "CVResult", "within_cluster_folds"]
@@ -76,13 +79,12 @@ class CVResult:
         return fig
 
 
-_PATH_OPTIONS = ("ridge", "selection", "time_limit", "gap", "seed", "weights", "offset")
-
-
-def _fold_errors(formula, train, valid, budgets, new_levels, cluster_features, certify, fit_options) -> list[float]:
-    opts = {k: v for k, v in fit_options.items() if k in _PATH_OPTIONS}
-    p = path(formula, train, budgets, validation=valid, new_levels=new_levels, cluster_features=cluster_features,
-             certify=certify, progress=False, **opts)
+def _fold_errors(formula, train, valid, budgets, new_levels, cluster_features, options) -> list[float]:
+    # a fold is screening work: its notes (relaxation gaps, capped budgets) are the final fit's to give
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HierMIOWarning)
+        p = path(formula, train, budgets, validation=valid, new_levels=new_levels,
+                 cluster_features=cluster_features, progress=False, **options)
     return p.table.validation_mse.tolist()
 
 
@@ -113,36 +115,51 @@ def cv(
     proven gap, see :func:`hiermio.path`); ``certify=True`` runs branch-and-bound on every fold
     and budget. The final fit at the chosen budget is certified either way. Folds run in parallel through joblib with ``n_jobs``.
     """
+    control = FitControl.from_options(fit_options, "cv", extra=("weights", "offset"))
     parsed = parse_formula(formula)
     if not parsed.random:
         raise HierMIOError("cv chooses the budget of random terms; the formula has none")
-    if rule not in ("min", "1se"):
-        raise HierMIOError(f"rule must be 'min' or '1se', got {rule!r}")
+    check_choice(rule, "rule", ("min", "1se"))
+    folds = check_integer(folds, "folds", 2)
+    if new_levels not in RULES:
+        raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
+    if isinstance(scheme, str):
+        check_choice(scheme, "scheme", ("within", "cluster"))
+    elif not hasattr(scheme, "split"):
+        raise HierMIOError(f"scheme must be 'within', 'cluster' or a scikit-learn splitter, got {scheme!r}")
     # weights / offset given per row travel with the rows into the folds
     data = carry_vector_options(data, fit_options)
-    design = build_design(parsed, data, weights=fit_options.get("weights"), offset=fit_options.get("offset"))
+    design = build_design(parsed, data, na_action=control.na_action, weights=fit_options.get("weights"),
+                          offset=fit_options.get("offset"))
     data = data.loc[design.rows]
     if isinstance(budgets, str):
         if budgets != "auto":
-            raise BudgetError(f"budgets must be 'auto' or a list of integers, got {budgets!r}")
-        sizes = [t.n_columns for t in design.terms] if fit_options.get("selection", "column") == "column" \
+            raise BudgetError(f"budgets must be 'auto' or a list of whole numbers, got {budgets!r}")
+        sizes = [t.n_columns for t in design.terms] if control.selection == "column" \
             else [t.n_levels for t in design.terms]
         budgets = range(0, min(max(sizes), 20) + 1)
-    budgets = sorted(set(int(b) for b in budgets))
+    budgets = check_budget_list(budgets, "cv")
     labels = group_labels(data, parsed.random[0].group)
+    n_clusters = labels.nunique()
     if scheme == "within":
         fold_of = within_cluster_folds(labels, folds, random_state)
         splits = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
     elif scheme == "cluster":
+        if folds > n_clusters:
+            raise HierMIOError(f"scheme='cluster' holds out whole levels of {parsed.random[0].group!r}: folds={folds} "
+                               f"needs at least {folds} levels, and it has {n_clusters}")
         splits = list(GroupKFold(n_splits=folds).split(data, groups=labels.to_numpy()))
-    elif not isinstance(scheme, str) and hasattr(scheme, "split"):
-        splits = list(scheme.split(data, groups=labels.to_numpy()))
     else:
-        raise HierMIOError(f"scheme must be 'within', 'cluster' or a scikit-learn splitter, got {scheme!r}")
-    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features, certify,
-                                  fit_options)
+        splits = list(scheme.split(data, groups=labels.to_numpy()))
+    options = {**control.as_dict(), **{k: fit_options[k] for k in ("weights", "offset") if k in fit_options}}
+    fold_options = {**options, "certify": certify}
+    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features,
+                                  fold_options)
             for tr, va in splits)
-    errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds, budgets)
+    try:
+        errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds, budgets)
+    except KeyboardInterrupt:
+        raise Interrupted(f"cv interrupted before its {len(splits)} folds were finished; nothing was chosen") from None
     table = pd.DataFrame({"mean_mse": errors.mean(axis=0),
                           "se_mse": errors.std(axis=0, ddof=1) / np.sqrt(len(splits)) if len(splits) > 1 else 0.0},
                          index=pd.Index(budgets, name="budget"))
@@ -154,6 +171,6 @@ def cv(
     else:
         limit = table.mean_mse.iloc[i_min] + table.se_mse.iloc[i_min]
         best = next(b for b, m in zip(budgets, table.mean_mse) if m <= limit)
-    best_fit = fit(formula, data, best, progress=False, **fit_options)
+    best_fit = fit(formula, data, best, progress=False, **options)
     label = scheme if isinstance(scheme, str) else type(scheme).__name__
     return CVResult(table, best, best_fit, rule, label)

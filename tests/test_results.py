@@ -107,7 +107,7 @@ def test_bad_budgets_are_named(budget, message):
 
 @pytest.mark.parametrize(
     "kw, message",
-    [(dict(ridge=0), "ridge must be a finite number positive"), (dict(time_limit=-1), "time_limit"),
+    [(dict(ridge=0), "ridge must be a finite number above 0"), (dict(time_limit=-1), "time_limit"),
      (dict(gap=1.5), "gap must be a finite number in"), (dict(selection="rows"), "selection must be")],
 )
 def test_bad_options_are_named(kw, message):

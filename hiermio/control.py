@@ -1,0 +1,154 @@
+"""Every option of a fit, validated in one place (lme4's ``lmerControl``).
+
+``fit``, ``path``, ``cv``, ``stability``, ``bootstrap``, ``compare``, ``HierMIO`` and the CLI all
+turn the options they are given into a :class:`FitControl` before any work starts, so a misspelt
+option or a bad value fails at once, with the option's name, whichever entry point it came through.
+
+>>> FitControl(ridge=0.5).ridge
+0.5
+>>> FitControl.from_options({"ridg": 0.2}, "cv")
+Traceback (most recent call last):
+...
+hiermio.exceptions.HierMIOError: cv() got an unknown option 'ridg' (did you mean 'ridge'?); its options are ...
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, fields, replace
+from numbers import Integral, Real
+from typing import Any, Mapping
+
+import numpy as np
+
+from .exceptions import HierMIOError
+
+__all__ = ["FitControl", "MIN_RIDGE", "check_integer", "check_choice"]
+
+# Below this relative ridge weight the cluster effects of a full support and the intercept are
+# numerically indistinguishable (the profiled information on the fixed effects is singular to
+# working precision) and the outer-approximation cuts exceed what an LP solver can represent.
+MIN_RIDGE = 1e-6
+_MAX_SEED = 2**31 - 1  # SCIP's random seeds are C ints
+
+
+def check_integer(value: Any, name: str, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int, or an error naming ``name``; booleans and fractions are refused.
+
+    >>> check_integer(3.0, "folds", 2)
+    3
+    >>> check_integer(2.5, "budget")
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.HierMIOError: budget must be a whole number, got 2.5
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Integral, Real)):
+        raise HierMIOError(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, Real) and not isinstance(value, Integral):
+        if not np.isfinite(value) or float(value) != int(value):
+            raise HierMIOError(f"{name} must be a whole number, got {value!r}")
+    out = int(value)
+    if (low is not None and out < low) or (high is not None and out > high):
+        rng = f"at least {low}" if high is None else f"in {low}..{high}" if low is not None else f"at most {high}"
+        raise HierMIOError(f"{name} must be {rng}, got {value!r}")
+    return out
+
+
+def _check_real(value: Any, name: str, ok, rule: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not np.isfinite(value) or not ok(value):
+        raise HierMIOError(f"{name} must be a finite number {rule}, got {value!r}")
+    return float(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> Any:
+    """``value`` if it is one of ``choices``, else an error listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise HierMIOError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise HierMIOError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class FitControl:
+    """The options of one fit. Every entry point validates its options by building one.
+
+    Parameters
+    ----------
+    ridge
+        Ridge weight on the cluster effects, relative to the median per-level z'z of each column
+        (see :func:`hiermio.default_mu`); at least ``MIN_RIDGE`` (1e-6).
+    selection
+        ``"column"`` (one binary per term x level x coefficient, a budget per term) or
+        ``"cluster"`` (one binary per level, a budget per grouping factor).
+    na_action
+        ``"drop"`` rows with missing values (counted, with a warning) or ``"raise"``.
+    time_limit, gap
+        Seconds for the heuristics and the search together, and the relative gap at which the
+        search stops.
+    seed, threads, verbose
+        SCIP's random seed (0..2^31-1), its thread count, and its log.
+    certify
+        ``False`` skips the branch-and-bound; the gap is the continuous relaxation's.
+    enumerate_below
+        Problems with at most this many supports that use every budget in full are solved by
+        evaluating them all (exact, and faster than a search); 0 always searches.
+    """
+
+    ridge: float = 0.1
+    selection: str = "column"
+    na_action: str = "drop"
+    time_limit: float = 60.0
+    gap: float = 1e-4
+    seed: int = 0
+    threads: int = 1
+    verbose: bool = False
+    certify: bool = True
+    enumerate_below: int = 2000
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalised values are stored once, here
+        ridge = _check_real(self.ridge, "ridge", lambda v: v > 0, "above 0")
+        if ridge < MIN_RIDGE:
+            raise HierMIOError(
+                f"ridge={self.ridge!r} is below {MIN_RIDGE:g}: so small a penalty leaves cluster effects and "
+                "fixed effects numerically indistinguishable; use ridge >= 1e-6 (estimates on the selected "
+                "support are nearly unpenalised from about 1e-3 on)")
+        set_(self, "ridge", ridge)
+        check_choice(self.selection, "selection", ("column", "cluster"))
+        check_choice(self.na_action, "na_action", ("drop", "raise"))
+        set_(self, "time_limit", _check_real(self.time_limit, "time_limit", lambda v: v > 0, "above 0 (seconds)"))
+        set_(self, "gap", _check_real(self.gap, "gap", lambda v: 0 <= v < 1, "in [0, 1)"))
+        set_(self, "seed", check_integer(self.seed, "seed", 0, _MAX_SEED))
+        set_(self, "threads", check_integer(self.threads, "threads", 1, 1024))
+        set_(self, "verbose", _check_bool(self.verbose, "verbose"))
+        set_(self, "certify", _check_bool(self.certify, "certify"))
+        set_(self, "enumerate_below", check_integer(self.enumerate_below, "enumerate_below", 0))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], caller: str, extra: tuple[str, ...] = ()) -> "FitControl":
+        """A control from keyword options; a name that is neither an option nor in ``extra`` (the
+        caller's own keywords) is an error that suggests the nearest one."""
+        known = cls.names() + tuple(extra)
+        for key in options:
+            if key not in known:
+                near = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise HierMIOError(f"{caller}() got an unknown option {key!r}{hint}; its options are "
+                                   + ", ".join(known))
+        return cls(**{k: v for k, v in options.items() if k in cls.names()})
+
+    def updated(self, **changes: Any) -> "FitControl":
+        """A copy with ``changes`` applied (and validated)."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
