@@ -273,7 +273,7 @@ def group_labels(data: pd.DataFrame, group: str) -> pd.Series:
 # Squares and cross products of values beyond these overflow or underflow double precision; a
 # column whose largest magnitude lies outside is refused rather than turned into NaN or a wrong support.
 _MAGNITUDE_LIMIT = 1e150
-_MAGNITUDE_FLOOR = 1e-150
+_MAGNITUDE_FLOOR = 1e-152
 
 
 def _finite(a: np.ndarray, what: str, names: Sequence[str] | None = None) -> np.ndarray:

@@ -89,6 +89,17 @@ class RandomTerm:
         return out
 
     @property
+    def group_name(self) -> str:
+        """lme4's name for the grouping factor (``names(ranef(fit))``): a column's own name, without
+        backticks, or the deparsed interaction (``"cask:batch"``).
+
+        >>> parse_formula("y ~ (1 | `my school`)").random[0].group_name
+        'my school'
+        """
+        node = self.group_node.inner if isinstance(self.group_node, Paren) else self.group_node
+        return node.id if isinstance(node, Name) else self.group
+
+    @property
     def group_columns(self) -> tuple[str, ...]:
         """The data columns the grouping factor is made of."""
         return tuple(dict.fromkeys(n.id for n in walk(self.group_node) if isinstance(n, Name)))

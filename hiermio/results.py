@@ -87,7 +87,7 @@ class MIOFit:
         out: dict[str, pd.DataFrame] = {}
         for k, t in enumerate(self.design.terms):
             eff = self._term_effects(k)
-            g = t.term.group
+            g = t.term.group_name
             out[g] = eff if g not in out else out[g].join(eff, how="outer", rsuffix=f" [{t.term.label}]")
         for g in out:
             out[g].index.name = g
@@ -175,7 +175,7 @@ class MIOFit:
 
         Print one with ``sklearn.tree.export_text(tree, feature_names=list(fit.design.fixed_names))``.
         """
-        return {t.term.group: fit_assignment_tree(self.design.X, t.codes, t.n_levels, self.tree_depth)
+        return {t.term.group_name: fit_assignment_tree(self.design.X, t.codes, t.n_levels, self.tree_depth)
                 for t in _unique_groups(self.design)}
 
     def _feature_frame(self, data: pd.DataFrame, X: np.ndarray, columns: Sequence[str] | None) -> pd.DataFrame:
@@ -268,7 +268,7 @@ class MIOFit:
             row_eff[unseen] = 0.0
             if unseen.any() and new_levels in ("soft", "hard"):
                 rule = soft_effects if new_levels == "soft" else hard_effects
-                row_eff[unseen] = rule(self.assignment_tree_[t.term.group], X[unseen], eff)
+                row_eff[unseen] = rule(self.assignment_tree_[t.term.group_name], X[unseen], eff)
             elif unseen.any() and new_levels == "features":
                 frame = self._feature_frame(newdata, X, cluster_features)[unseen]
                 new_labels = labels[unseen]
@@ -355,7 +355,7 @@ class Summary:
             "Nonzero": [f"{int(a)}/{int(b)}" if b == b else "" for a, b in zip(vc.Nonzero, vc.Levels)],
         })
         lines.append(tab.to_string(index=False))
-        groups = ", ".join(f"{t.term.group}, {t.n_levels}" for t in _unique_groups(d))
+        groups = ", ".join(f"{t.term.group_name}, {t.n_levels}" for t in _unique_groups(d))
         lines.append(f"Number of obs: {d.n}" + (f", groups:  {groups}" if groups else ""))
         if d.terms:
             icc = f.icc.dropna()

@@ -134,7 +134,8 @@ class FixedBasis:
         if p == 0:
             return cls(np.zeros((n, 0)), np.zeros((0, 0)), None, means)
         Q, R = np.linalg.qr(Xc)
-        if np.any(np.abs(np.diag(R)) <= 1e-14 * np.abs(R).max()):
+        # relative to each column's own norm: columns in units 1e16 apart are not collinear
+        if np.any(np.abs(np.diag(R)) <= 1e-12 * np.linalg.norm(Xc, axis=0)):
             raise NumericalError("the fixed-effect columns are numerically collinear")
         return cls(Q, T @ scipy.linalg.solve_triangular(R, np.eye(p)), intercept, means)
 
