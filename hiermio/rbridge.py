@@ -19,12 +19,14 @@ returned here is a Python object that dies with the session.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .api import fit
+from .exceptions import HierMIOWarning
 from .results import MIOFit
 
 __all__ = ["fit_for_r", "fit_object", "export_fit", "export_for_r", "predict_for_r"]
@@ -84,13 +86,19 @@ def export_fit(res: MIOFit) -> dict[str, Any]:
         "certificate": {"status": cert.status, "objective": cert.primal, "bound": cert.dual, "gap": cert.gap,
                         "nodes": cert.nodes, "cuts": cert.cuts, "time": cert.time, "solver": cert.solver},
         "summary": str(res.summary()),
+        "warnings": list(res.warnings),
     }
 
 
 def fit_object(formula: str, data: pd.DataFrame, budget: Any, **options: Any) -> MIOFit:
-    """:func:`hiermio.fit` with R's numbers made whole (R keeps the result, for ``predict``)."""
+    """:func:`hiermio.fit` with R's numbers made whole (R keeps the result, for ``predict``).
+
+    Its warnings are not printed here: they travel in ``res.warnings`` and R raises them as R warnings.
+    """
     options = {k: _whole(v) if k in ("seed", "threads") else v for k, v in options.items()}
-    return fit(formula, data, _whole(budget), progress=False, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HierMIOWarning)
+        return fit(formula, data, _whole(budget), progress=False, **options)
 
 
 def export_for_r(res: MIOFit) -> dict[str, Any]:

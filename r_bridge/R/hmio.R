@@ -42,6 +42,8 @@ hmio <- function(formula, data, budget, ridge = 0.1, selection = c("column", "cl
   out$coef_frames <- lapply(out$coef, .frame)
   out$py <- py_fit
   out$call <- match.call()
+  # what Python warned about (dropped rows or columns, a gap above the one asked for) as R warnings
+  for (w in unlist(out$warnings)) warning(w, call. = FALSE)
   structure(out, class = "hmio")
 }
 

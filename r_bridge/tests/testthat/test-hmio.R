@@ -55,7 +55,7 @@ test_that("factors, NA and integers cross faithfully", {
   d$Subject <- factor(d$Subject, levels = rev(levels(d$Subject)))
   d$Days <- as.integer(d$Days)
   d$Reaction[1:3] <- NA
-  fit <- hmio(Reaction ~ Days + (1 | Subject), data = d, budget = 3)
+  expect_warning(fit <- hmio(Reaction ~ Days + (1 | Subject), data = d, budget = 3), "3 of 180 rows dropped")
   expect_equal(rownames(ranef(fit)$Subject), rev(levels(sleepstudy$Subject)))
   expect_equal(fit$nobs, nrow(d) - 3)
   expect_equal(fit$n_dropped, 3)
@@ -84,4 +84,19 @@ test_that("the documented examples run", {
     expect_no_error(suppressMessages(capture.output(example(topic, package = "hiermio", character.only = TRUE,
                                                             echo = FALSE, ask = FALSE))))
   }
+})
+
+test_that("what Python warns about reaches R as R warnings, and bad options as R errors", {
+  holes <- sleepstudy
+  holes$Reaction[1:3] <- NA
+  expect_warning(fit <- hmio(Reaction ~ Days + (1 | Subject), data = holes, budget = 3),
+                 "3 of 180 rows dropped for missing values in 'Reaction'")
+  expect_equal(nobs(fit), 177)
+  collinear <- transform(sleepstudy, Days2 = 2 * Days)
+  expect_warning(hmio(Reaction ~ Days + Days2 + (1 | Subject), data = collinear, budget = 3),
+                 "dropping 1 column / coefficient: 'Days2'")
+  expect_error(hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 3, seed = -1),
+               "seed must be in 0..2147483647")
+  expect_error(hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 3, ridge = 1e-9),
+               "is below 1e-06")
 })
