@@ -327,3 +327,12 @@ def test_interrupted_fit_keeps_its_best_support(monkeypatch):
     assert res.certificate.status == "interrupted" and res.n_nonzero == 6
     assert any("interrupted" in w for w in res.warnings)
     assert any("interrupted" in str(w.message) for w in caught)
+
+
+def test_ridge_at_its_floor_certifies_a_small_problem_through_scip():
+    """ridge=1e-8 once spent the whole time limit (12,449 cuts, 1 node) on six levels."""
+    df = simulate(K=6, n_per=10, n_nonzero=2, seed=1)
+    res = hm.fit("y ~ x + (1 | g)", df, 2, ridge=1e-6, time_limit=20, enumerate_below=0)
+    assert res.certificate.status == "optimal" and res.certificate.solver.startswith("SCIP")
+    enum = hm.fit("y ~ x + (1 | g)", df, 2, ridge=1e-6)
+    assert enum.certificate.primal == pytest.approx(res.certificate.primal, rel=1e-9)
