@@ -291,6 +291,8 @@ INTERRUPTIBLE = textwrap.dedent("""
     ('hm.path("y ~ x + (1 | g)", df, budgets=[1, 60, 70, 80, 90], ridge=0.05, time_limit=30, gap=0.0)', "[1]"),
     # a user's own loop of fits stops too: Interrupted is a KeyboardInterrupt
     ('[hm.fit("y ~ x + (1 | g)", df, b, ridge=0.05, time_limit=30, gap=0.0) for b in (60, 70, 80)]', "None"),
+    ('hm.cv("y ~ x + (1 | g)", df, [60, 70], folds=3, certify=True, ridge=0.05, time_limit=30, gap=0.0)', "None"),
+    ('hm.stability("y ~ x + (1 | g)", df, 60, B=4, certify=True, ridge=0.05, time_limit=30, gap=0.0)', "None"),
 ])
 def test_ctrl_c_stops_the_whole_loop(call, finished):
     proc = subprocess.Popen([PY, "-c", INTERRUPTIBLE.replace("{call}", call)], stdout=subprocess.PIPE,
