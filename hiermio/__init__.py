@@ -16,7 +16,7 @@ from .exceptions import (BudgetError, DataError, FormulaError, HierMIOError, Hie
                          NotFittedError, NumericalError)
 from .formula import parse_formula
 from .lme4 import LmerFit, RNotAvailableError, lmer
-from .oa import Certificate, SolverProgress
+from .certificate import Certificate, SolverProgress
 from .path import Path, path
 from .results import MIOFit, Summary
 from .stability import Stability, mb_bound, stability

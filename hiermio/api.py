@@ -14,7 +14,8 @@ from .control import FitControl
 from .design import Design, build_design
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .heuristics import greedy, local_search
-from .oa import Certificate, SolverOptions, SolverProgress, bound_only, solve
+from .certificate import Certificate, SolverProgress
+from .oa import SolverOptions, bound_only, solve
 from .parallel import progress_enabled
 from .results import MIOFit
 from .selection import Budget, SelectionProblem

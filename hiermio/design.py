@@ -27,6 +27,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .exceptions import DataError, FormulaError, HierMIOWarning
 from .formula import ParsedFormula, RandomTerm, Terms, parse_formula
@@ -35,7 +36,7 @@ from .rsyntax import Name, Node, deparse, parse
 from .variables import Value, combine_factors, evaluate, r_label, referenced_columns
 
 __all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns", "vector_args_as_columns",
-           "carry_vector_options"]
+           "carry_vector_options", "random_design_matrix"]
 
 
 @dataclass
@@ -600,4 +601,25 @@ def build_design(
         rows=frame.index, n_dropped=n_dropped, data=frame, weights=w_used, offset=total_offset,
         dropped_columns=dropped_names, messages=messages, _state=state, _levels=levels, _numeric=numeric,
         _fixed_layout=layout, _fixed_keep=keep_cols, weights_column=weights, offset_column=offset,
+    )
+
+
+def random_design_matrix(design: Design) -> sp.csr_matrix:
+    """Sparse n x m matrix Z of all random-effect columns (term by term, level-major).
+
+    >>> d = build_design("y ~ 1 + (1 | g)", pd.DataFrame({"y": [1., 2, 3], "g": [0, 1, 1]}))
+    >>> random_design_matrix(d).toarray().tolist()
+    [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+    """
+    n = design.n
+    rows, cols, vals = [], [], []
+    for off, t in zip(design.term_offsets(), design.terms):
+        for c in range(t.q):
+            rows.append(np.arange(n))
+            cols.append(off + t.codes * t.q + c)
+            vals.append(t.values[:, c])
+    if not rows:
+        return sp.csr_matrix((n, 0))
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, design.n_columns)
     )

@@ -25,30 +25,18 @@ from typing import Callable
 
 import numpy as np
 from pyscipopt import SCIP_PARAMSETTING, SCIP_RESULT, SCIP_STAGE, Conshdlr, Model, quicksum
-from pyscipopt import __version__ as pyscipopt_version
 
-from .relaxation import frank_wolfe
+from .certificate import Certificate, SolverProgress
+from .relaxation import FrankWolfeBound, LowerBound
 from .selection import SelectionProblem
 
-__all__ = ["SolverOptions", "SolverProgress", "Certificate", "solve", "bound_only", "enumerate_supports",
+__all__ = ["SolverOptions", "solve", "bound_only", "enumerate_supports",
            "n_full_supports"]
 
 # SCIP's feasibility tolerance, in scaled units (objective divided by c(0), so of order one). An
 # integral point whose eta is below c(s) by more than this gets a cut; within it, the LP cannot be
 # made to move and cutting again would loop. The returned objective is always recomputed exactly.
 _FEASTOL = 1e-7
-
-
-@dataclass
-class SolverProgress:
-    """What a progress callback receives, at most twice a second."""
-
-    elapsed: float
-    primal: float
-    dual: float
-    gap: float
-    nodes: int
-    cuts: int
 
 
 @dataclass
@@ -66,34 +54,7 @@ class SolverOptions:
     fw_iterations_root: int = 300  # before the search: the root LP starts at the relaxation bound
     fw_iterations_node: int = 30  # per separation round
     enumeration_limit: int = 2000  # problems with at most this many full supports are enumerated
-
-
-@dataclass
-class Certificate:
-    """How close to optimal the returned support is proven to be."""
-
-    status: str  # optimal | gap_limit | time_limit | node_limit | interrupted | closed_form | relaxation_bound
-    # | enumerated
-    primal: float  # c at the returned support (original scale)
-    dual: float  # proven lower bound on the optimum (original scale)
-    nodes: int = 0
-    cuts: int = 0
-    evaluations: int = 0
-    time: float = 0.0
-    solver: str = field(default_factory=lambda: f"SCIP via pyscipopt {pyscipopt_version}")
-
-    @property
-    def gap(self) -> float:
-        """Relative gap (primal - dual) / |primal|; 0 when optimality is proven."""
-        if self.primal == 0:
-            return 0.0 if self.dual >= 0 else float("inf")
-        return max(0.0, (self.primal - self.dual) / abs(self.primal))
-
-    def describe(self) -> str:
-        return (
-            f"{self.status}: objective {self.primal:.6g}, bound {self.dual:.6g}, gap {100 * self.gap:.3g}%, "
-            f"{self.nodes} nodes, {self.cuts} cuts, {self.time:.2f} s"
-        )
+    lower_bound: LowerBound = field(default_factory=FrankWolfeBound)  # root, node and screening bounds
 
 
 class _Master:
@@ -238,8 +199,8 @@ class _OACuts(Conshdlr):
         ms.report()
         # the cut at the best Frank-Wolfe point of this node's relaxation lifts the LP to that bound
         lower, upper = ms.local_bounds()
-        point, _ = frank_wolfe(ms.problem, s, lower, upper, iterations=min(ms.opts.fw_iterations_node, 5 + U),
-                               cutoff=ms.best_value * ms.scale, deadline=ms.deadline)
+        point, _ = ms.opts.lower_bound.bound(ms.problem, s, lower, upper, iterations=min(ms.opts.fw_iterations_node, 5 + U),
+                                             cutoff=ms.best_value * ms.scale, deadline=ms.deadline)
         cp, gp = ms.oracle(point)
         cut_at_lp = cp + gp @ (s - point)
         if eta >= cut_at_lp - 1e-7 * max(1.0, abs(cp)):
@@ -294,8 +255,8 @@ def solve(
     fw_start = np.mean([np.asarray(x, float) for x in starts], axis=0) if starts else np.zeros(U)
     incumbent = min((problem.value(np.asarray(x, float)) for x in starts), default=np.inf)
     # none once the bound meets the incumbent
-    fw_point, _ = frank_wolfe(problem, fw_start, np.zeros(U), ones, iterations=_root_iterations(opts, U),
-                              cutoff=incumbent * (1 - opts.gap), deadline=t0 + 0.5 * opts.time_limit)
+    fw_point, _ = opts.lower_bound.bound(problem, fw_start, np.zeros(U), ones, iterations=_root_iterations(opts, U),
+                                         cutoff=incumbent * (1 - opts.gap), deadline=t0 + 0.5 * opts.time_limit)
     for s0 in [ones, fw_point, *starts]:
         c, g = ms.oracle(np.asarray(s0, float))
         model.addCons(ms.eta - quicksum(float(g[u]) * ms.s_vars[u] for u in range(U) if g[u] != 0) >= c - g @ s0)
@@ -360,8 +321,8 @@ def bound_only(problem: SelectionProblem, support: np.ndarray, options: SolverOp
     U = problem.n_units
     if _no_choice(problem) or problem.stats.exact_fit:
         return Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
-    _, bound = frank_wolfe(problem, support, np.zeros(U), np.ones(U), iterations=_root_iterations(opts, U),
-                           cutoff=value * (1 - opts.gap), deadline=t0 + opts.time_limit)
+    _, bound = opts.lower_bound.bound(problem, support, np.zeros(U), np.ones(U), iterations=_root_iterations(opts, U),
+                                      cutoff=value * (1 - opts.gap), deadline=t0 + opts.time_limit)
     status = "gap_limit" if bound >= value * (1 - opts.gap) else "relaxation_bound"
     return Certificate(status, value, min(bound, value), evaluations=problem.n_evaluations - n0,
                        time=time.perf_counter() - t0)

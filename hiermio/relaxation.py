@@ -25,12 +25,13 @@ True
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 
 import numpy as np
 
 from .selection import SelectionProblem
 
-__all__ = ["linear_minimizer", "frank_wolfe"]
+__all__ = ["LowerBound", "FrankWolfeBound", "linear_minimizer", "frank_wolfe"]
 
 
 def linear_minimizer(problem: SelectionProblem, grad: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -75,3 +76,22 @@ def frank_wolfe(
             break
         s = s + 2.0 / (t + 3.0) * (v - s)
     return best_point, best_bound
+
+
+class LowerBound(ABC):
+    """A lower-bound backend: the branch-and-cut (at the root and at every node) and the screening
+    path (``certify=False``) ask it for a bound on every integral support in a box, and for the
+    point whose gradient cut lifts the LP to that bound. Backends are interchangeable, as L0BnB's
+    relaxation solvers are."""
+
+    @abstractmethod
+    def bound(self, problem: SelectionProblem, start: np.ndarray, lower: np.ndarray, upper: np.ndarray, *,
+              iterations: int, cutoff: float = np.inf, deadline: float | None = None) -> tuple[np.ndarray, float]:
+        """(point, bound): ``bound`` <= c(s) for every feasible binary s with lower <= s <= upper."""
+
+
+class FrankWolfeBound(LowerBound):
+    """The perspective relaxation solved by Frank-Wolfe (:func:`frank_wolfe`)."""
+
+    def bound(self, problem, start, lower, upper, *, iterations, cutoff=np.inf, deadline=None):
+        return frank_wolfe(problem, start, lower, upper, iterations=iterations, cutoff=cutoff, deadline=deadline)

@@ -24,9 +24,9 @@ from .control import FitControl
 from .design import Design
 from .exceptions import DataError, HierMIOError
 from .newclusters import RULES, cluster_means, fit_assignment_tree, fit_feature_tree, hard_effects, soft_effects
-from .oa import Certificate
+from .certificate import Certificate
 from .selection import SelectionProblem
-from .sufficient import random_design_matrix
+from .design import random_design_matrix
 
 __all__ = ["MIOFit", "Summary"]
 

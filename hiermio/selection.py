@@ -24,7 +24,8 @@ import numpy as np
 
 from .design import Design
 from .exceptions import BudgetError
-from .sufficient import Evaluation, SufficientStats
+from .inner import Evaluation, InnerProblem
+from .sufficient import SufficientStats
 
 __all__ = ["Budget", "SelectionProblem"]
 
@@ -35,7 +36,7 @@ Budget = Union[int, Mapping[str, int]]
 class SelectionProblem:
     """Units, budget groups and the evaluator of c for unit-level supports."""
 
-    stats: SufficientStats
+    stats: InnerProblem  # the Gaussian ridge (SufficientStats) or any other inner problem
     unit_of_col: np.ndarray  # (m,) unit of each random-effect column
     group_of_unit: np.ndarray  # (U,) budget group of each unit
     group_names: list[str]
@@ -58,7 +59,7 @@ class SelectionProblem:
         budget: Budget,
         mu: np.ndarray,
         selection: Literal["column", "cluster"] = "column",
-        stats: SufficientStats | None = None,
+        stats: InnerProblem | None = None,
     ) -> "SelectionProblem":
         """Units and budgets for ``design``; ``budget`` is an int (every group) or a dict by group."""
         if selection not in ("column", "cluster"):

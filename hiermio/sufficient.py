@@ -36,63 +36,20 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from .design import Design
+from .design import Design, random_design_matrix
+from .inner import Evaluation, InnerProblem
 from .exceptions import NumericalError
 
-__all__ = ["Evaluation", "FixedBasis", "SufficientStats", "random_design_matrix"]
+__all__ = ["FixedBasis", "SufficientStats"]
 
 _DENSE_LIMIT = 400  # supports up to this size are solved densely in the crossed-factor path
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """c(s), its gradient and the ridge estimates at one support."""
-
-    value: float
-    grad: np.ndarray  # (m,) dc/ds_j = -(z_j' r)^2 / mu_j
-    beta: np.ndarray  # (p,)
-    gamma: np.ndarray  # (m,)
-    ztr: np.ndarray  # (m,) z_j' r
-    information: np.ndarray = field(repr=False)  # (p, p) profiled information on Q's coefficients
-    beta_map: np.ndarray = field(repr=False)  # (p, p) from Q's coefficients to X's
-
-    @cached_property
-    def fixed_cov_unscaled(self) -> np.ndarray:
-        """Cov(beta) / sigma^2 = (X'(I + Z_S Z_S'/mu)^{-1} X)^{-1}, formed without inverting X'X."""
-        if self.beta_map.size == 0:
-            return np.zeros((0, 0))
-        return self.beta_map @ np.linalg.solve(self.information, self.beta_map.T)
-
-
-def random_design_matrix(design: Design) -> sp.csr_matrix:
-    """Sparse n x m matrix Z of all random-effect columns (term by term, level-major).
-
-    >>> import pandas as pd
-    >>> from hiermio.design import build_design
-    >>> d = build_design("y ~ 1 + (1 | g)", pd.DataFrame({"y": [1., 2, 3], "g": [0, 1, 1]}))
-    >>> random_design_matrix(d).toarray().tolist()
-    [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
-    """
-    n = design.n
-    rows, cols, vals = [], [], []
-    for off, t in zip(design.term_offsets(), design.terms):
-        for c in range(t.q):
-            rows.append(np.arange(n))
-            cols.append(off + t.codes * t.q + c)
-            vals.append(t.values[:, c])
-    if not rows:
-        return sp.csr_matrix((n, 0))
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, design.n_columns)
-    )
 
 
 @dataclass(frozen=True)
@@ -143,8 +100,8 @@ class FixedBasis:
         return float(np.average(y, weights=None if sw is None else sw**2))
 
 
-class SufficientStats:
-    """The inner problem's data in a well-conditioned basis, and the evaluator of c(s) built on it.
+class SufficientStats(InnerProblem):
+    """The Gaussian ridge inner problem: its data in a well-conditioned basis, and the evaluator of c(s) built on it.
 
     In the basis Q of the fixed columns, profiling the fixed effects out leaves a ridge problem in
     gamma alone with "response" r0: the evaluators below solve it with Q'Q = I and Q'r0 = 0.

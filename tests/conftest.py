@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiermio.sufficient import random_design_matrix
+from hiermio.design import random_design_matrix
 
 
 def simulate(K=8, n_per=12, n_nonzero=3, slope=False, seed=0, effect=1.0, crossed=False):

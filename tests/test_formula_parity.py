@@ -12,7 +12,7 @@ import pytest
 
 import hiermio as hm
 from hiermio.lme4 import from_r, lformula, r_available
-from hiermio.sufficient import random_design_matrix
+from hiermio.design import random_design_matrix
 
 pytestmark = [pytest.mark.needs_r, pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 is not available")]
 

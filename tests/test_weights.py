@@ -7,7 +7,7 @@ import pytest
 
 import hiermio as hm
 from conftest import simulate
-from hiermio.sufficient import random_design_matrix
+from hiermio.design import random_design_matrix
 
 
 @pytest.fixture(scope="module")

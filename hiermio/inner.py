@@ -1,0 +1,62 @@
+"""The inner problem: what the support search needs from a model, whatever its loss.
+
+For a support indicator s in [0, 1]^m over the random-effect columns, an inner problem gives
+
+* c(s), the best penalised loss with the columns scaled by s (its perspective form, convex on the
+  cube and equal to the fitted loss at binary s), with its gradient dc/ds, which the outer
+  approximation's cuts and the lower bounds use;
+* the estimates (fixed and cluster effects) and their covariance at a binary s, which the fitted
+  model reports.
+
+:class:`hiermio.sufficient.SufficientStats` is the Gaussian ridge inner problem (least squares,
+prior weights, offsets). Another loss or constraint (a logistic loss, sign-constrained effects for
+tail budgets) is one new class implementing :class:`InnerProblem`; the selection problem, the
+heuristics, the lower bounds and the branch-and-cut only call ``evaluate``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+__all__ = ["Evaluation", "InnerProblem"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """c(s), its gradient and the ridge estimates at one support."""
+
+    value: float
+    grad: np.ndarray  # (m,) dc/ds_j = -(z_j' r)^2 / mu_j
+    beta: np.ndarray  # (p,)
+    gamma: np.ndarray  # (m,)
+    ztr: np.ndarray  # (m,) z_j' r
+    information: np.ndarray = field(repr=False)  # (p, p) profiled information on Q's coefficients
+    beta_map: np.ndarray = field(repr=False)  # (p, p) from Q's coefficients to X's
+
+    @cached_property
+    def fixed_cov_unscaled(self) -> np.ndarray:
+        """Cov(beta) / sigma^2 = (X'(I + Z_S Z_S'/mu)^{-1} X)^{-1}, formed without inverting X'X."""
+        if self.beta_map.size == 0:
+            return np.zeros((0, 0))
+        return self.beta_map @ np.linalg.solve(self.information, self.beta_map.T)
+
+
+class InnerProblem(ABC):
+    """c(s) and its gradient over the random-effect columns, and the estimates at a support."""
+
+    m: int  # random-effect columns
+    p: int  # fixed-effect columns
+    mu: np.ndarray  # (m,) ridge weight of each column
+
+    @abstractmethod
+    def evaluate(self, s: np.ndarray) -> Evaluation:
+        """c(s), its gradient and the estimates at s in [0, 1]^m."""
+
+    @property
+    @abstractmethod
+    def exact_fit(self) -> bool:
+        """True when the fixed part alone already fits perfectly (every support has c = 0)."""
