@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -20,7 +20,7 @@ from .parallel import progress_enabled
 from .results import MIOFit
 from .selection import Budget, SelectionProblem
 
-__all__ = ["fit", "fit_problem", "default_mu", "solver_warnings"]
+__all__ = ["fit", "build_problem", "optimize", "make_fit", "Solution", "default_mu", "solver_warnings"]
 
 
 def default_mu(design: Design, ridge: float) -> np.ndarray:
@@ -142,9 +142,8 @@ def fit(
     if callback is not None and not callable(callback):
         raise HierMIOError(f"callback must be a function of one SolverProgress, got {callback!r}")
     t0 = time.perf_counter()
-    design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
-    mu = default_mu(design, control.ridge)
-    problem = SelectionProblem.build(design, budget, mu, control.selection)
+    problem = build_problem(formula, data, budget, control, weights=weights, offset=offset)
+    t_design = time.perf_counter() - t0
     bar_update, bar_close = _progress_bar(progress)
 
     def report(p: SolverProgress) -> None:
@@ -153,9 +152,10 @@ def fit(
                 f(p)
 
     try:
-        res = fit_problem(design, problem, control, t0=t0, callback=report if (bar_update or callback) else None)
+        solution = optimize(problem, control, callback=report if (bar_update or callback) else None)
     finally:
         bar_close()
+    res = make_fit(problem, solution, control, design_time=t_design)
     for msg in res.solver_warnings:
         warnings.warn(msg, HierMIOWarning, stacklevel=2)
     if res.certificate.status == "interrupted":
@@ -164,27 +164,51 @@ def fit(
     return res
 
 
-def fit_problem(
-    design: Design,
-    problem: SelectionProblem,
-    control: FitControl,
-    warm: np.ndarray | None = None,
-    t0: float | None = None,
-    callback: Callable[[SolverProgress], None] | None = None,
-) -> MIOFit:
-    """Heuristic start (greedy from ``warm`` if given, then swaps), branch-and-cut, fitted result.
+# ---------------------------------------------------------------------------------- the stages
+def build_problem(formula: str, data: pd.DataFrame, budget: Budget, control: FitControl = FitControl(), *,
+                  weights: Any = None, offset: Any = None) -> SelectionProblem:
+    """Stage 1: formula and data -> design -> ridge weights -> inner problem -> units and budgets.
 
-    The shared step of :func:`fit` and :func:`hiermio.path`, which builds the problem once per budget
-    on the same sufficient statistics. With ``control.certify=False`` the branch-and-cut is skipped
-    and the heuristic support is certified by the continuous relaxation's bound alone. Warnings
-    are collected in the result (``solver_warnings``), not emitted: the caller decides.
+    Everything is checked here, before the search: the formula against the data, the budget
+    against the terms. The one pass over the rows happens here; nothing after it depends on n.
+
+    >>> import hiermio as hm
+    >>> problem = build_problem("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 3)
+    >>> problem.n_units, problem.budgets.tolist(), problem.design.p
+    (18, [3], 2)
     """
-    t0 = time.perf_counter() if t0 is None else t0
+    design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
+    SelectionProblem.check_budget(design, budget, control.selection)
+    mu = default_mu(design, control.ridge)
+    return SelectionProblem.build(design, budget, mu, control.selection)
+
+
+@dataclass
+class Solution:
+    """What stage 2 returns: the support, its certificate, and where the time went."""
+
+    support: np.ndarray
+    certificate: Certificate
+    timings: dict[str, float]  # seconds: first_solution (heuristics), search
+
+
+def optimize(problem: SelectionProblem, control: FitControl = FitControl(), warm: np.ndarray | None = None,
+             callback: Callable[[SolverProgress], None] | None = None) -> Solution:
+    """Stage 2: heuristic start (greedy from ``warm`` if given, then swaps), then the search.
+
+    Small problems are enumerated; others go to SCIP's branch-and-cut, or with
+    ``control.certify=False`` keep the heuristic support with the lower bound's gap. The time
+    limit covers the heuristics (at most half of it) and the search.
+
+    >>> import hiermio as hm
+    >>> problem = build_problem("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 3)
+    >>> optimize(problem).certificate.status
+    'optimal'
+    """
     t1 = time.perf_counter()
     options = SolverOptions(time_limit=control.time_limit, gap=control.gap, seed=control.seed,
                             threads=control.threads, verbose=control.verbose, callback=callback,
                             enumeration_limit=control.enumerate_below)
-    # the time limit covers the heuristics and the search: the heuristics may use half of it
     heuristic_deadline = t1 + 0.5 * options.time_limit
     start = local_search(problem, greedy(problem, start=warm, deadline=heuristic_deadline), deadline=heuristic_deadline)
     t2 = time.perf_counter()
@@ -193,12 +217,28 @@ def fit_problem(
         support, cert = solve(problem, [start], rest)
     else:
         support, cert = start, bound_only(problem, start, rest)
-    mu = problem.stats.mu
-    ev = problem.stats.evaluate(problem.columns(support))
-    rss = ev.value - float(np.sum(mu * ev.gamma**2))
-    timings = {"design": t1 - t0, "first_solution": t2 - t1, "search": cert.time, "total": time.perf_counter() - t0}
+    return Solution(support, cert, {"first_solution": t2 - t1, "search": cert.time})
+
+
+def make_fit(problem: SelectionProblem, solution: Solution, control: FitControl = FitControl(),
+             design_time: float = 0.0) -> MIOFit:
+    """Stage 3: the estimates at the support, and the fitted model with its warnings.
+
+    Warnings are collected (``solver_warnings``), not emitted: the caller decides.
+
+    >>> import hiermio as hm
+    >>> problem = build_problem("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 3)
+    >>> make_fit(problem, optimize(problem)).n_nonzero
+    3
+    """
+    stats, support, cert = problem.stats, solution.support, solution.certificate
+    ev = stats.evaluate(problem.columns(support))
+    rss = ev.value - float(np.sum(stats.mu * ev.gamma**2))
+    timings = {"design": design_time, **solution.timings,
+               "total": design_time + solution.timings["first_solution"] + solution.timings["search"]}
     notes = solver_warnings(cert, control, problem)
-    return MIOFit(design=design, problem=problem, support=support, beta=ev.beta, gamma=ev.gamma, mu=mu,
+    design = problem.design
+    return MIOFit(design=design, problem=problem, support=support, beta=ev.beta, gamma=ev.gamma, mu=stats.mu,
                   ridge=control.ridge, rss=max(rss, 0.0), fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert,
                   timings=timings, control=control, warnings=[*design.messages, *notes], solver_warnings=notes)
 

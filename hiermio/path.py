@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -16,15 +15,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .api import default_mu, fit_problem
+from .api import build_problem, make_fit, optimize
 from .control import FitControl, check_integer
-from .design import build_design
 from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
 from .newclusters import RULES
 from .parallel import with_progress
 from .results import MIOFit
 from .selection import SelectionProblem
-from .sufficient import SufficientStats
 
 __all__ = ["path", "Path", "check_budget_list"]
 
@@ -91,21 +88,18 @@ def path(
     budgets = check_budget_list(budgets, "path")
     if new_levels not in RULES:
         raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
-    design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
+    problem = build_problem(formula, data, 0, control, weights=weights, offset=offset)
+    design = problem.design
     if not design.terms:
         raise HierMIOError("path sweeps the budget of random terms; the formula has none")
     y_val = design.response_for(validation) if validation is not None else None
-    mu = default_mu(design, control.ridge)
-    stats = SufficientStats.from_design(design, mu)
     _warn_capped(design, budgets, control.selection)
     iterator = with_progress(budgets, progress, "budget path", unit="budget")
     fits, rows, warm, notes = {}, [], None, []
     try:
         for b in iterator:
-            t0 = time.perf_counter()
-            capped = SelectionProblem.capped_budget(design, b, control.selection)
-            problem = SelectionProblem.build(design, capped, mu, control.selection, stats=stats)
-            res = fit_problem(design, problem, control, warm=warm, t0=t0)
+            step = problem.with_budget(SelectionProblem.capped_budget(design, b, control.selection))
+            res = make_fit(step, optimize(step, control, warm=warm), control)
             c = res.certificate
             if c.status == "interrupted":
                 raise KeyboardInterrupt

@@ -16,7 +16,7 @@ terms on that factor, enter together) and each grouping factor has one budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from numbers import Integral
 from typing import Literal, Mapping, Union
 
@@ -43,6 +43,7 @@ class SelectionProblem:
     budgets: np.ndarray  # (n_groups,) the L0 budget of each group
     selection: str = "column"
     n_evaluations: int = 0  # evaluations of c so far, for the solver's report
+    design: Design | None = field(default=None, repr=False)  # what the units and budgets refer to
 
     @property
     def n_units(self) -> int:
@@ -90,7 +91,21 @@ class SelectionProblem:
         budgets = _resolve_budget(budget, names, sizes, design, selection)
         # the budget is checked before the one pass over the rows
         stats = stats if stats is not None else SufficientStats.from_design(design, mu)
-        return cls(stats, unit_of_col_a.astype(int), group_of_unit_a.astype(int), names, budgets, selection)
+        return cls(stats, unit_of_col_a.astype(int), group_of_unit_a.astype(int), names, budgets, selection,
+                   design=design)
+
+    def with_budget(self, budget: Budget) -> "SelectionProblem":
+        """The same units and inner problem under another budget (a path's next step).
+
+        >>> import pandas as pd
+        >>> from hiermio.design import build_design
+        >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 5, 7], "g": list("aabbcc")})
+        >>> sel = SelectionProblem.build(build_design("y ~ 1 + (1 | g)", df), 1, np.ones(3))
+        >>> sel.with_budget(2).budgets.tolist(), sel.with_budget(2).stats is sel.stats
+        ([2], True)
+        """
+        budgets = _resolve_budget(budget, self.group_names, self.group_sizes, self.design, self.selection)
+        return replace(self, budgets=budgets, n_evaluations=0)
 
     @classmethod
     def check_budget(cls, design: Design, budget: Budget, selection: str = "column") -> None:

@@ -147,10 +147,12 @@ BAD_OPTIONS = [
 @pytest.mark.parametrize("options, message", BAD_OPTIONS)
 def test_every_entry_point_validates_options_the_same_way(df, fitted, options, message, monkeypatch):
     """fit, path, cv, stability, bootstrap, compare and HierMIO share one validation, run before any fit."""
-    import hiermio.api
+    import importlib
 
     calls = []
-    monkeypatch.setattr(hiermio.api, "fit_problem", lambda *a, **k: calls.append(1))
+    for name in ("hiermio.api", "hiermio.path"):
+        module = importlib.import_module(name)  # the search stage, wherever it is called from
+        monkeypatch.setattr(module, "optimize", lambda *a, **k: calls.append(1))
     entry_points = [
         lambda: hm.fit("y ~ x + (1 | g)", df, 2, **options),
         lambda: hm.path("y ~ x + (1 | g)", df, [1, 2], **options),
