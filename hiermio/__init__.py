@@ -18,7 +18,8 @@ from .formula import parse_formula
 from .lme4 import LmerFit, RNotAvailableError, lmer
 from .certificate import Certificate, SolverProgress
 from .path import Path, path
-from .results import MIOFit, Summary
+from .reports import Summary
+from .results import MIOFit
 from .stability import Stability, mb_bound, stability
 from .validation import CVResult, cv, within_cluster_folds
 

@@ -28,7 +28,7 @@ from .design import build_design, group_labels, carry_vector_options
 from .exceptions import HierMIOError
 from .formula import parse_formula
 from .lme4 import RNotAvailableError, lmer
-from .newclusters import RULES
+from .newclusters import check_rule
 from .selection import Budget, SelectionProblem
 from .validation import cv
 
@@ -163,8 +163,7 @@ def compare(
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise HierMIOError(f"unknown method(s) {unknown}; choose among {list(METHODS)}")
-    if new_levels not in RULES:
-        raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
+    check_rule(new_levels)
     if test is not None and not isinstance(test, pd.DataFrame):
         raise HierMIOError(f"test must be a pandas DataFrame, got {type(test).__name__}")
     parsed = parse_formula(formula)

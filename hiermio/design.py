@@ -106,6 +106,14 @@ class Design:
         """The response minus the offset: what the linear predictor X beta + Z gamma fits."""
         return self.y if self.offset is None else self.y - self.offset
 
+    @property
+    def group_terms(self) -> list[TermDesign]:
+        """One term per grouping factor (the first that uses it)."""
+        seen: dict[str, TermDesign] = {}
+        for t in self.terms:
+            seen.setdefault(t.term.group, t)
+        return list(seen.values())
+
     def term_offsets(self) -> np.ndarray:
         """Index of each term's first column in the stacked random-effect vector."""
         return np.concatenate([[0], np.cumsum([t.n_columns for t in self.terms])]).astype(int)

@@ -10,8 +10,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from .api import fit
 from .control import FitControl
-from .exceptions import DataError, HierMIOError, NotFittedError
-from .newclusters import RULES
+from .exceptions import DataError, NotFittedError
+from .newclusters import check_rule
 from .formula import parse_formula
 from .results import MIOFit
 from .selection import Budget
@@ -73,8 +73,7 @@ class HierMIO(RegressorMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y=None) -> "HierMIO":
         """Fit on ``X`` (and ``y``, the response, when it is not a column of ``X``)."""
-        if self.new_levels not in RULES:
-            raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {self.new_levels!r}")
+        check_rule(self.new_levels)
         self.fit_: MIOFit = fit(self.formula, self._frame(X, y), self.budget, ridge=self.ridge,
                                 selection=self.selection, time_limit=self.time_limit, gap=self.gap,
                                 seed=self.seed, verbose=self.verbose, progress=False, weights=self.weights,

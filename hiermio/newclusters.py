@@ -21,15 +21,19 @@ with ``sklearn.tree.export_text``.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-__all__ = ["RULES", "default_depth", "fit_assignment_tree", "soft_effects", "hard_effects",
-           "cluster_means", "fit_feature_tree"]
+from .exceptions import DataError, HierMIOError
 
-RULES = ("population", "soft", "hard", "features")
+__all__ = ["RULES", "NewLevelRule", "TermTraining", "register_rule", "check_rule", "default_depth",
+           "fit_assignment_tree", "soft_effects", "hard_effects", "cluster_means", "fit_feature_tree",
+           "feature_frame"]
 
 
 def default_depth(n_levels: int) -> int:
@@ -64,3 +68,115 @@ def fit_feature_tree(features: np.ndarray, effects: np.ndarray, max_depth: int |
     """Regression tree from cluster-level features (K, f) to cluster effects (K, q)."""
     depth = max_depth if max_depth is not None else default_depth(len(features))
     return DecisionTreeRegressor(max_depth=depth, random_state=random_state).fit(features, effects)
+
+
+# ---------------------------------------------------------------------------------- the registry
+@dataclass
+class TermTraining:
+    """What a rule may learn from, for one random term: the training rows' fixed-part matrix and
+    data, their level codes, the fitted effects (K, q), and a cache shared by the fit's predictions."""
+
+    X: np.ndarray
+    fixed_names: Sequence[str]
+    data: pd.DataFrame
+    codes: np.ndarray
+    effects: np.ndarray
+    group: str
+    depth: int | None = None
+    cache: dict = field(default_factory=dict)
+
+    def assignment_tree(self) -> DecisionTreeClassifier:
+        key = ("assignment", self.group, self.depth)
+        if key not in self.cache:
+            self.cache[key] = fit_assignment_tree(self.X, self.codes, len(self.effects), self.depth)
+        return self.cache[key]
+
+
+class NewLevelRule(ABC):
+    """How rows of a level never seen in training get cluster effects."""
+
+    name: str
+
+    @abstractmethod
+    def effects(self, train: TermTraining, X_new: np.ndarray, newdata: pd.DataFrame, labels: np.ndarray,
+                cluster_features: Sequence[str] | None) -> np.ndarray:
+        """(rows, q) effects for the new rows (``labels`` are their levels)."""
+
+
+RULES: dict[str, NewLevelRule] = {}
+
+
+def register_rule(rule: NewLevelRule) -> NewLevelRule:
+    """Make ``rule`` available as ``predict(..., new_levels=rule.name)``."""
+    RULES[rule.name] = rule
+    return rule
+
+
+def check_rule(name: object) -> str:
+    """``name`` if a rule is registered under it, else an error listing the rules."""
+    if not isinstance(name, str) or name not in RULES:
+        raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {name!r}")
+    return name
+
+
+def feature_frame(data: pd.DataFrame, X: np.ndarray, fixed_names: Sequence[str],
+                  columns: Sequence[str] | None) -> pd.DataFrame:
+    """Row-level features for the "features" rule: the fixed-part covariates (intercept left out),
+    or the numeric, complete columns named in ``columns``."""
+    if columns is None:
+        keep = [i for i, n in enumerate(fixed_names) if n != "(Intercept)"]
+        return pd.DataFrame(X[:, keep], columns=[fixed_names[i] for i in keep], index=data.index)
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise DataError(f"cluster_features names column(s) {missing} that the data does not have")
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(data[c])]
+    if bad:
+        raise DataError(f"cluster_features column(s) {bad} must be numeric")
+    frame = data[list(columns)].astype(float)
+    holes = [c for c in columns if frame[c].isna().any()]
+    if holes:
+        raise DataError(f"cluster_features column(s) {holes} have missing values; the 'features' rule needs "
+                        "every cluster's features")
+    return frame
+
+
+class _Population(NewLevelRule):
+    name = "population"
+
+    def effects(self, train, X_new, newdata, labels, cluster_features):
+        return np.zeros((len(X_new), train.effects.shape[1]))
+
+
+class _Soft(NewLevelRule):
+    name = "soft"
+
+    def effects(self, train, X_new, newdata, labels, cluster_features):
+        return soft_effects(train.assignment_tree(), X_new, train.effects)
+
+
+class _Hard(NewLevelRule):
+    name = "hard"
+
+    def effects(self, train, X_new, newdata, labels, cluster_features):
+        return hard_effects(train.assignment_tree(), X_new, train.effects)
+
+
+class _Features(NewLevelRule):
+    name = "features"
+
+    def effects(self, train, X_new, newdata, labels, cluster_features):
+        frame = feature_frame(newdata, X_new, train.fixed_names, cluster_features)
+        key = ("features", train.group, tuple(cluster_features) if cluster_features is not None else None, train.depth)
+        if key not in train.cache:
+            feats = cluster_means(feature_frame(train.data, train.X, train.fixed_names, cluster_features),
+                                  train.codes).sort_index()
+            if feats.shape[1] == 0:
+                raise HierMIOError("the 'features' rule needs covariates: the fixed part has none; name cluster_features")
+            train.cache[key] = fit_feature_tree(feats.to_numpy(), train.effects[feats.index], train.depth)
+        feats = cluster_means(frame, labels)
+        by_label = pd.DataFrame(train.cache[key].predict(feats.to_numpy()).reshape(len(feats), -1), index=feats.index)
+        return by_label.loc[labels].to_numpy()
+
+
+for _rule in (_Population(), _Soft(), _Hard(), _Features()):
+    register_rule(_rule)

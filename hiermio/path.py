@@ -18,7 +18,7 @@ import pandas as pd
 from .api import build_problem, make_fit, optimize
 from .control import FitControl, check_integer
 from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
-from .newclusters import RULES
+from .newclusters import check_rule
 from .parallel import with_progress
 from .results import MIOFit
 from .selection import SelectionProblem
@@ -86,8 +86,7 @@ def path(
     """
     control = FitControl.from_options(options, "path")
     budgets = check_budget_list(budgets, "path")
-    if new_levels not in RULES:
-        raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
+    check_rule(new_levels)
     problem = build_problem(formula, data, 0, control, weights=weights, offset=offset)
     design = problem.design
     if not design.terms:

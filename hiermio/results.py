@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,12 +23,15 @@ import pandas as pd
 from .control import FitControl
 from .design import Design
 from .exceptions import DataError, HierMIOError
-from .newclusters import RULES, cluster_means, fit_assignment_tree, fit_feature_tree, hard_effects, soft_effects
+from .newclusters import RULES, TermTraining, check_rule
 from .certificate import Certificate
 from .selection import SelectionProblem
 from .design import random_design_matrix
 
-__all__ = ["MIOFit", "Summary"]
+if TYPE_CHECKING:
+    from .reports import Summary
+
+__all__ = ["MIOFit"]
 
 _POPULATION = (False, "NA", "~0", "~ 0", 0)
 
@@ -61,7 +64,7 @@ class MIOFit:
     warnings: list[str] = field(default_factory=list, repr=False)
     solver_warnings: list[str] = field(default_factory=list, repr=False)
     tree_depth: int | None = None  # depth of the new-cluster trees; None: ceil(log2 K)
-    _feature_trees: dict = field(default_factory=dict, repr=False)
+    _rule_cache: dict = field(default_factory=dict, repr=False)  # trees of the new-level rules
 
     # ------------------------------------------------------------------ lme4 names
     @property
@@ -175,38 +178,15 @@ class MIOFit:
 
         Print one with ``sklearn.tree.export_text(tree, feature_names=list(fit.design.fixed_names))``.
         """
-        return {t.term.group_name: fit_assignment_tree(self.design.X, t.codes, t.n_levels, self.tree_depth)
-                for t in _unique_groups(self.design)}
+        return {t.term.group_name: self._training(self.design.terms.index(t)).assignment_tree()
+                for t in self.design.group_terms}
 
-    def _feature_frame(self, data: pd.DataFrame, X: np.ndarray, columns: Sequence[str] | None) -> pd.DataFrame:
-        if columns is None:  # the fixed-part covariates, intercept left out
-            names = [n for n in self.design.fixed_names if n != "(Intercept)"]
-            keep = [i for i, n in enumerate(self.design.fixed_names) if n != "(Intercept)"]
-            return pd.DataFrame(X[:, keep], columns=names, index=data.index)
-        missing = [c for c in columns if c not in data.columns]
-        if missing:
-            raise DataError(f"cluster_features names column(s) {missing} that the data does not have")
-        bad = [c for c in columns if not pd.api.types.is_numeric_dtype(data[c])]
-        if bad:
-            raise DataError(f"cluster_features column(s) {bad} must be numeric")
-        frame = data[list(columns)].astype(float)
-        holes = [c for c in columns if frame[c].isna().any()]
-        if holes:
-            raise DataError(f"cluster_features column(s) {holes} have missing values; the 'features' rule needs "
-                            "every cluster's features")
-        return frame
-
-    def _feature_tree(self, k: int, columns: Sequence[str] | None):
-        key = (k, tuple(columns) if columns is not None else None)
-        cache = self._feature_trees
-        if key not in cache:
-            d, t = self.design, self.design.terms[k]
-            feats = cluster_means(self._feature_frame(d.data, d.X, columns), t.codes).sort_index()
-            if feats.shape[1] == 0:
-                raise HierMIOError("the 'features' rule needs covariates: the fixed part has none; name cluster_features")
-            cache[key] = fit_feature_tree(feats.to_numpy(), self._term_effects(k).to_numpy()[feats.index],
-                                          self.tree_depth)
-        return cache[key]
+    def _training(self, k: int) -> TermTraining:
+        """What the new-level rules learn from for term ``k`` (trees are cached across predictions)."""
+        d, t = self.design, self.design.terms[k]
+        return TermTraining(X=d.X, fixed_names=d.fixed_names, data=d.data, codes=t.codes,
+                            effects=self._term_effects(k).to_numpy(), group=t.term.group, depth=self.tree_depth,
+                            cache=self._rule_cache)
 
     def predict(
         self,
@@ -239,8 +219,8 @@ class MIOFit:
             return self.fitted().rename("predicted")
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-        if new_levels is not None and new_levels not in RULES:
-            raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
+        if new_levels is not None:
+            check_rule(new_levels)
         # naming a rule for new levels allows them, as allow_new_levels=True does (lme4's default: an error)
         allow_new_levels = bool(allow_new_levels) or new_levels is not None
         new_levels = new_levels or "population"
@@ -266,22 +246,17 @@ class MIOFit:
             eff = self._term_effects(k).to_numpy()
             row_eff = eff[np.where(unseen, 0, codes)]
             row_eff[unseen] = 0.0
-            if unseen.any() and new_levels in ("soft", "hard"):
-                rule = soft_effects if new_levels == "soft" else hard_effects
-                row_eff[unseen] = rule(self.assignment_tree_[t.term.group_name], X[unseen], eff)
-            elif unseen.any() and new_levels == "features":
-                frame = self._feature_frame(newdata, X, cluster_features)[unseen]
-                new_labels = labels[unseen]
-                feats = cluster_means(frame, new_labels)
-                by_label = pd.DataFrame(self._feature_tree(k, cluster_features).predict(feats.to_numpy())
-                                        .reshape(len(feats), -1), index=feats.index)
-                row_eff[unseen] = by_label.loc[new_labels].to_numpy()
+            if unseen.any():
+                row_eff[unseen] = RULES[new_levels].effects(self._training(k), X[unseen], newdata[unseen],
+                                                            labels[unseen], cluster_features)
             pred = pred + np.einsum("ij,ij->i", d.term_values(k, newdata), row_eff)
         return pd.Series(pred, index=newdata.index, name="predicted")
 
     # ------------------------------------------------------------------ reports
     def summary(self) -> "Summary":
         """An lme4-style summary (print it)."""
+        from .reports import Summary  # reports read fits; fits do not depend on reports
+
         return Summary(self)
 
     def __str__(self) -> str:
@@ -302,75 +277,3 @@ def _population_level(re_form: Any) -> bool:
         return True
     raise HierMIOError(f"re_form must be None (every random term) or '~0' / NA / False (population level), "
                        f"got {re_form!r}")
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.4g}" if abs(x) < 1e5 else f"{x:.4e}"
-
-
-class Summary:
-    """Printable lme4-style summary of an :class:`MIOFit`."""
-
-    def __init__(self, fit: MIOFit):
-        self.fit = fit
-
-    def coefficients(self) -> pd.DataFrame:
-        """Fixed-effect table; standard errors are conditional on the selected support."""
-        f = self.fit
-        fe = f.fixef()
-        if len(fe) == 0:
-            return pd.DataFrame(columns=["Estimate", "Std. Error", "t value"])
-        cov = f.fixed_cov_unscaled * f.sigma**2
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
-        return pd.DataFrame({"Estimate": fe, "Std. Error": se, "t value": fe / se}, index=fe.index)
-
-    def __str__(self) -> str:
-        f, d, cert = self.fit, self.fit.design, self.fit.certificate
-        lines = ["L0-constrained mixed model fit by mixed-integer optimization [hiermio]",
-                 f"Formula: {f.formula}"]
-        lines.append(f"   Data: {d.n} rows" + (f" ({d.n_dropped} with missing values dropped)" if d.n_dropped else ""))
-        if not d.terms:
-            lines.append("No random-effect terms: the fixed part alone was fitted (ordinary least squares).")
-        else:
-            sizes = f.problem.group_sizes
-            unit = "columns" if f.problem.selection == "column" else "levels"
-            lines.append(f"Budget ({f.problem.selection} selection): " + "; ".join(
-                f"{n} <= {b} of {s} {unit}" for n, b, s in zip(f.problem.group_names, f.problem.budgets, sizes)))
-            mus = []
-            for k, t in enumerate(d.terms):
-                off = d.term_offsets()[k]
-                mus += [f"{t.term.group}:{c} {_fmt(f.mu[off + i])}" for i, c in enumerate(t.coef_names)]
-            lines.append(f"Ridge mu (= {f.ridge:g} x median per-level z'z): " + ", ".join(mus))
-            lines.append(f"Solver: {cert.solver}")
-            lines.append(f"  status {cert.status}; objective {cert.primal:.8g}; bound {cert.dual:.8g}; "
-                         f"gap {100 * cert.gap:.4g}%; {cert.nodes} nodes; {cert.cuts} cuts; {cert.time:.2f} s")
-        lines += ["", "Random effects (fitted effects; levels that do not differ count as 0):"]
-        vc = f.VarCorr()
-        tab = pd.DataFrame({
-            "Groups": vc.Groups.where(~vc.Groups.duplicated(), ""),
-            "Name": vc.Name,
-            "Variance": vc.Variance.map(_fmt),
-            "Std.Dev.": vc["Std.Dev."].map(_fmt),
-            "Corr": vc.Corr.map(lambda c: " ".join(f"{x:.2f}" for x in c)),
-            "Nonzero": [f"{int(a)}/{int(b)}" if b == b else "" for a, b in zip(vc.Nonzero, vc.Levels)],
-        })
-        lines.append(tab.to_string(index=False))
-        groups = ", ".join(f"{t.term.group_name}, {t.n_levels}" for t in _unique_groups(d))
-        lines.append(f"Number of obs: {d.n}" + (f", groups:  {groups}" if groups else ""))
-        if d.terms:
-            icc = f.icc.dropna()
-            if len(icc):
-                lines.append("ICC: " + ", ".join(f"{g} {v:.3f}" for g, v in icc.items()))
-        lines += ["", "Fixed effects (unpenalized; std. errors conditional on the selected support):"]
-        lines.append(self.coefficients().to_string(float_format=_fmt))
-        return "\n".join(lines)
-
-    def _repr_pretty_(self, p, cycle):  # IPython
-        p.text(str(self))
-
-
-def _unique_groups(d: Design):
-    seen = {}
-    for t in d.terms:
-        seen.setdefault(t.term.group, t)
-    return list(seen.values())

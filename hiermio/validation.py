@@ -30,7 +30,7 @@ from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
 from .formula import parse_formula
-from .newclusters import RULES
+from .newclusters import check_rule
 from .path import check_budget_list, path
 from .results import MIOFit
 
@@ -121,8 +121,7 @@ def cv(
         raise HierMIOError("cv chooses the budget of random terms; the formula has none")
     check_choice(rule, "rule", ("min", "1se"))
     folds = check_integer(folds, "folds", 2)
-    if new_levels not in RULES:
-        raise HierMIOError(f"new_levels must be one of {list(RULES)}, got {new_levels!r}")
+    check_rule(new_levels)
     if isinstance(scheme, str):
         check_choice(scheme, "scheme", ("within", "cluster"))
     elif not hasattr(scheme, "split"):
