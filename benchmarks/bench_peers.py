@@ -75,10 +75,11 @@ def score(cols):
 
 print(f"pure L0-ridge: n={design.n}, columns={design.n_columns}, budget={budget}, mu={mu:g}")
 print(f"{'method':>10} {'objective':>14} {'vs optimum':>11} {'time to this objective':>24} {'time to certificate':>20}")
-print(f"{'hiermio':>10} {optimum:>14.6f} {0:>10.2e} {t_first:>22.3f} s {t_cert:>18.3f} s  ({cert.status}, gap {100 * cert.gap:.2g}%)")
+print(f"{'hiermio':>10} {optimum:>14.6f} {0:>10.2e} {t_first:>22.3f} s {t_cert:>18.3f} s  "
+      f"({cert.status}, gap {100 * cert.gap:.2g}%)")
 for name in ("abess", "l0bnb"):
     val = score(peers[name]["support"])
     cert_time = f"{peers[name]['time']:>18.3f} s" if name == "l0bnb" else f"{'(heuristic)':>20}"
     print(f"{name:>10} {val:>14.6f} {(val - optimum) / optimum:>10.2e} {peers[name]['time']:>22.3f} s {cert_time}")
-print(f"ratios (peer time / hiermio time to certificate): "
+print("ratios (peer time / hiermio time to certificate): "
       + ", ".join(f"{k} {peers[k]['time'] / t_cert:.2f}" for k in ("abess", "l0bnb")))

@@ -6,7 +6,6 @@ Target: the ratio transfer / lmer fit stays below 1.
 
 import time
 
-import hiermio as hm
 from hiermio.lme4 import _to_r_frame, _used_columns, lmer
 from _common import clustered
 

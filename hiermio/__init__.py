@@ -5,7 +5,7 @@
 >>> print(fit.summary())  # doctest: +SKIP
 """
 
-from .api import default_mu, fit
+from .api import build_problem, default_mu, fit, make_fit, optimize
 from .audit import audit_curve, bootstrap
 from .compare import Comparison, compare, train_test_split_clusters
 from .datasets import load_dataset, load_dietox
@@ -26,8 +26,16 @@ from .validation import CVResult, cv, within_cluster_folds
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit", "default_mu", "audit_curve", "bootstrap", "stability", "Stability", "mb_bound", "path", "Path", "cv", "CVResult", "within_cluster_folds", "compare", "Comparison", "train_test_split_clusters", "HierMIO", "MIOFit", "Summary", "Certificate", "SolverProgress",
-    "parse_formula", "build_design", "load_dataset", "load_dietox", "lmer", "LmerFit", "RNotAvailableError",
+    # the stages and the fit
+    "fit", "build_problem", "optimize", "make_fit", "FitControl", "default_mu",
+    # loops of fits and their reports
+    "path", "Path", "cv", "CVResult", "within_cluster_folds", "stability", "Stability", "mb_bound",
+    "audit_curve", "bootstrap", "compare", "Comparison", "train_test_split_clusters", "HierMIO",
+    # results
+    "MIOFit", "Summary", "Certificate", "SolverProgress",
+    # formulas, designs, data, lme4
+    "parse_formula", "build_design", "load_dataset", "load_dietox", "lmer", "LmerFit",
+    # errors and warnings
     "HierMIOError", "HierMIOWarning", "FormulaError", "DataError", "BudgetError", "NotFittedError", "NumericalError",
-    "Interrupted", "FitControl",
+    "Interrupted", "RNotAvailableError",
 ]

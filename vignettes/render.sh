@@ -11,9 +11,16 @@ if [ ${#names[@]} -eq 0 ]; then names=($(ls [a-z]*.py | grep -v '^_' | sed 's/\.
 for name in "${names[@]}"; do
     start=$(date +%s)
     "$bin/jupytext" --quiet --to ipynb --output "$out/$name.ipynb" "$name.py"
+    rm -f "$out/$name.html"  # a page from an earlier run must not pass for this one
     # the kernel finds _setup.py through PYTHONPATH (it runs in the output folder)
-    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$bin/jupyter" nbconvert --log-level=ERROR --to html --execute --ExecutePreprocessor.timeout=1800 \
-        --ExecutePreprocessor.kernel_name=python3 --output-dir "$out" --output "$name" "$out/$name.ipynb" 2>&1 | grep -v "^\[NbConvertApp\]" || true
-    test -s "$out/$name.html" || { echo "[vignettes] $name failed to render" >&2; exit 1; }
+    status=0
+    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$bin/jupyter" nbconvert --log-level=ERROR --to html --execute \
+        --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 --output-dir "$out" \
+        --output "$name" "$out/$name.ipynb" > "$out/$name.log" 2>&1 || status=$?
+    if [ "$status" != 0 ] || [ ! -s "$out/$name.html" ]; then
+        echo "[vignettes] $name failed (nbconvert exit status $status); its log:" >&2
+        tail -40 "$out/$name.log" >&2
+        exit 1
+    fi
     echo "[vignettes] $name.html rendered in $(( $(date +%s) - start )) s"
 done
