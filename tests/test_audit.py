@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 import hiermio as hm
-from conftest import simulate
+from reference import simulate
 
 
 def test_audit_curve_orders_levels_by_captured_deviation():

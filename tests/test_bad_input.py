@@ -19,7 +19,7 @@ import pytest
 
 import hiermio as hm
 from hiermio.exceptions import BudgetError, DataError, FormulaError, HierMIOError
-from conftest import simulate
+from reference import simulate
 
 PY = sys.executable
 

@@ -2,7 +2,7 @@ import subprocess
 import sys
 
 import hiermio as hm
-from conftest import simulate
+from reference import simulate
 
 
 def test_fit_command_prints_summary(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 
 import hiermio as hm
 from hiermio.lme4 import r_available
-from conftest import simulate
+from reference import simulate
 
 needs_r = pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 not installed")
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from hiermio import DataError, FormulaError, HierMIOWarning, build_design, fit
-from conftest import simulate
+from reference import simulate
 
 
 def test_unknown_column_is_named_with_suggestion():

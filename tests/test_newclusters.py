@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import hiermio as hm
-from conftest import simulate
+from reference import simulate
 
 
 @pytest.fixture(scope="module")

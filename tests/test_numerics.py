@@ -20,7 +20,7 @@ import hiermio as hm
 from hiermio.api import default_mu
 from hiermio.design import build_design
 from hiermio.selection import SelectionProblem
-from conftest import brute_force, dense_ridge
+from reference import brute_force, dense_ridge
 
 OFFSETS = [0.0, 1e4, 1e6, 1e8, 1e10]
 SCALES = [1e-8, 1e-4, 1.0, 1e4, 1e8]
@@ -162,7 +162,7 @@ def test_enumeration_and_branch_and_cut_agree_with_brute_force():
 
 def test_tiny_time_limit_bound_is_never_below_the_full_support():
     """A bound of -1.5e24 was once reported; c(every unit) <= c(s) is always valid."""
-    from conftest import simulate
+    from reference import simulate
 
     df = simulate(K=150, n_per=4, n_nonzero=40, effect=0.35, seed=2)
     res = hm.fit("y ~ x + (1 | g)", df, budget=40, ridge=0.05, time_limit=0.05, gap=0.0, enumerate_below=0)

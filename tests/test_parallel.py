@@ -5,7 +5,7 @@ import pytest
 from joblib import parallel_backend
 
 import hiermio as hm
-from conftest import simulate
+from reference import simulate
 
 
 def _run():

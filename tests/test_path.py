@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import hiermio as hm
-from conftest import simulate
+from reference import simulate
 
 
 def test_path_matches_independent_fits_and_caps_budgets():
@@ -31,7 +31,7 @@ def test_path_validation_error_is_the_fits_test_error():
 
 
 def test_screening_path_bounds_bracket_the_brute_force_optimum():
-    from conftest import brute_force
+    from reference import brute_force
 
     df = simulate(K=8, n_per=10, n_nonzero=3, effect=1.0, seed=12)
     quick = hm.path("y ~ x + (1 | g)", df, budgets=range(0, 9), certify=False)

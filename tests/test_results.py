@@ -3,7 +3,7 @@ import pytest
 
 import hiermio as hm
 from hiermio import BudgetError, DataError, HierMIOError
-from conftest import dense_ridge, simulate
+from reference import dense_ridge, simulate
 
 
 @pytest.fixture(scope="module")

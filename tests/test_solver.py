@@ -13,7 +13,7 @@ from hiermio.api import default_mu
 from hiermio.design import build_design
 from hiermio.oa import SolverOptions, solve
 from hiermio.selection import SelectionProblem
-from conftest import brute_force, dense_ridge, simulate
+from reference import brute_force, dense_ridge, simulate
 
 CASES = [
     # formula, data options, budget, selection
@@ -150,7 +150,7 @@ def test_heuristics_past_their_deadline_still_return_a_full_feasible_support():
 
 
 def test_large_crossed_supports_solved_iteratively_match_a_dense_fit():
-    from conftest import dense_ridge
+    from reference import dense_ridge
     from hiermio.sufficient import _DENSE_LIMIT, SufficientStats
 
     rng = np.random.default_rng(7)

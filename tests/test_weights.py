@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import hiermio as hm
-from conftest import simulate
+from reference import simulate
 from hiermio.design import random_design_matrix
 
 
