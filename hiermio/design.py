@@ -453,8 +453,8 @@ def build_design(
     if not isinstance(data, pd.DataFrame):
         try:
             data = pd.DataFrame(data)
-        except Exception:
-            raise DataError(f"data must be a pandas DataFrame (or convertible to one), got {type(data).__name__}") from None
+        except Exception as exc:
+            raise DataError(f"data must be a pandas DataFrame (or convertible to one), got {type(data).__name__}") from exc
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
     if len(data) == 0:

@@ -158,7 +158,7 @@ def _load_r():
             import rpy2.robjects as ro
         except Exception as exc:  # ImportError, or R's shared library failing to load
             raise RNotAvailableError(f"lme4 comparisons need R through rpy2, which failed to load ({exc}); "
-                                     + _INSTALL) from None
+                                     + _INSTALL) from exc
         finally:
             if saved is None:
                 os.environ.pop("LD_LIBRARY_PATH", None)
@@ -166,8 +166,8 @@ def _load_r():
                 os.environ["LD_LIBRARY_PATH"] = saved
         try:
             ro.r("suppressPackageStartupMessages(library(lme4))")
-        except Exception:
-            raise RNotAvailableError("R is installed but the lme4 package is not; " + _INSTALL) from None
+        except Exception as exc:
+            raise RNotAvailableError("R is installed but the lme4 package is not; " + _INSTALL) from exc
         _R.update(ro=ro, fit=ro.r(_R_FIT), lformula=ro.r(_R_LFORMULA))
     return _R
 
@@ -234,7 +234,7 @@ def from_r(expression: str) -> pd.DataFrame:
         try:
             frame = ro.r(f"as.data.frame({expression})")
         except Exception as exc:
-            raise HierMIOError(f"R could not evaluate {expression!r}: {exc}") from None
+            raise HierMIOError(f"R could not evaluate {expression!r}: {exc}") from exc
         out = {}
         for name in frame.names:
             col = frame.rx2(name)
@@ -302,7 +302,7 @@ def lformula(formula: str, data: pd.DataFrame | str, weights: Any = None, offset
         try:
             out = R["lformula"](formula, frame, **kw)
         except Exception as exc:
-            raise HierMIOError(f"lme4::lFormula failed on {formula!r}: {str(exc).strip()}") from None
+            raise HierMIOError(f"lme4::lFormula failed on {formula!r}: {str(exc).strip()}") from exc
         res = {k: out.rx2(k) for k in out.names}
         names = [str(v) for v in res["X_names"]]
         X = np.asarray(ro.r["as.matrix"](res["X"]), dtype=float).reshape(-1, len(names), order="F") \
@@ -386,7 +386,7 @@ class LmerFit:
                     kw["re.form"] = ro.NA_Logical
                 pred = np.asarray(ro.r["predict"](self._r_fit, **kw), dtype=float)
         except Exception as exc:
-            raise HierMIOError(f"lme4 could not predict: {exc}") from None
+            raise HierMIOError(f"lme4 could not predict: {exc}") from exc
         return pd.Series(pred, index=newdata.index, name="predicted")
 
 

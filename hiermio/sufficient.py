@@ -210,10 +210,10 @@ class SufficientStats(InnerProblem):
             return np.zeros(0)
         try:
             return np.linalg.solve(H, h)  # H = Q'(I + Z_S Z_S'/mu)^{-1} Q is positive definite
-        except np.linalg.LinAlgError:
+        except np.linalg.LinAlgError as exc:
             raise NumericalError(
                 "the fixed effects cannot be separated from the cluster effects at this ridge weight "
-                "(the profiled information on the fixed effects is singular); use a larger ridge") from None
+                "(the profiled information on the fixed effects is singular); use a larger ridge") from exc
 
     def _evaluate_blocks(self, s: np.ndarray) -> Evaluation:
         blocks, Gb, ZtXb, Ztyb = self.blocks, self._Gb, self._ZtXb, self._Ztyb
