@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 
 import os
 import pandas as pd
 
 from .api import fit
+from .control import FitControl
 from .datasets import load_dataset
 from .exceptions import HierMIOError, Interrupted
 
@@ -32,7 +34,7 @@ def _demo(args: argparse.Namespace) -> int:
     formula = "Reaction ~ Days + (1 + Days | Subject)"
     print(f"hiermio demo: lme4's sleepstudy ({len(df)} rows, {df.Subject.nunique()} subjects)")
     print(f"formula: {formula}; budget: at most {args.budget} nonzero subject effects per term\n")
-    mio = fit(formula, df, budget=args.budget, time_limit=args.time_limit)
+    mio = fit(formula, df, budget=args.budget, **_control_options(args))
     print(mio.summary())
     print()
     from .lme4 import RNotAvailableError, lmer
@@ -77,8 +79,7 @@ def _budget_arg(text: str):
 def _fit(args: argparse.Namespace) -> int:
     df = _read_csv(args.data, "data file")
     budget = _budget_arg(args.budget)
-    res = fit(args.formula, df, budget=budget, selection=args.selection, time_limit=args.time_limit,
-              gap=args.gap, seed=args.seed, verbose=args.verbose, weights=args.weights, offset=args.offset)
+    res = fit(args.formula, df, budget=budget, weights=args.weights, offset=args.offset, **_control_options(args))
     print(res.summary())
     return 0
 
@@ -91,7 +92,7 @@ def _compare(args: argparse.Namespace) -> int:
     budget = _budget_arg(args.budget)
     cmp = compare(args.formula, df, test=test, methods=args.methods.split(","), budget=budget,
                   split=None if test is not None else args.split, test_size=args.test_size,
-                  random_state=args.seed, time_limit=args.time_limit,
+                  random_state=args.seed, **_control_options(args),
                   **{k: v for k, v in (("weights", args.weights), ("offset", args.offset)) if v})
     print(cmp)
     if args.plot:
@@ -116,21 +117,35 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0 if study.checks().holds.all() or not args.strict else 1
 
 
+_CHOICES = {"selection": ["column", "cluster"], "na_action": ["drop", "raise"]}
+
+
+def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per option of :class:`FitControl`, with its default (see ``hiermio.fit`` for meanings)."""
+    for f in fields(FitControl):
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, choices=_CHOICES.get(f.name),
+                                help=f"{f.metadata['help']} (default {f.default})")
+
+
+def _control_options(args: argparse.Namespace) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(FitControl)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hiermio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="fit lme4's sleepstudy by MIO and by lme4, side by side")
     d.add_argument("--budget", type=int, default=5)
-    d.add_argument("--time-limit", type=float, default=60.0)
+    _add_control_arguments(d)
     f = sub.add_parser("fit", help="fit FORMULA on a CSV file")
     f.add_argument("formula")
     f.add_argument("data", help="CSV file")
     f.add_argument("--budget", required=True, help="an integer, or JSON like '{\"(1 | g)\": 3}'")
-    f.add_argument("--selection", choices=["column", "cluster"], default="column")
-    f.add_argument("--time-limit", type=float, default=60.0)
-    f.add_argument("--gap", type=float, default=1e-4)
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--verbose", action="store_true")
+    _add_control_arguments(f)
     f.add_argument("--weights", help="column of prior weights (lme4's weights=)")
     f.add_argument("--offset", help="column of a known offset (lme4's offset=)")
     c = sub.add_parser("compare", help="OLS, ridge, lme4 and MIO on one formula, side by side")
@@ -141,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--test-size", type=float, default=0.2)
     c.add_argument("--budget", default="5", help="MIO budget: an integer or JSON by term")
     c.add_argument("--methods", default="ols,ridge,lmer,mio")
-    c.add_argument("--time-limit", type=float, default=60.0)
-    c.add_argument("--seed", type=int, default=0)
+    _add_control_arguments(c)  # --seed also seeds the split
     c.add_argument("--plot", help="write the comparison plot to this PNG file")
     c.add_argument("--weights", help="column of prior weights (lme4's weights=)")
     c.add_argument("--offset", help="column of a known offset (lme4's offset=)")

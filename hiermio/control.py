@@ -15,7 +15,7 @@ hiermio.exceptions.HierMIOError: cv() got an unknown option 'ridg' (did you mean
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from numbers import Integral, Real
 from typing import Any, Mapping
 
@@ -99,16 +99,18 @@ class FitControl:
         evaluating them all (exact, and faster than a search); 0 always searches.
     """
 
-    ridge: float = 0.1
-    selection: str = "column"
-    na_action: str = "drop"
-    time_limit: float = 60.0
-    gap: float = 1e-4
-    seed: int = 0
-    threads: int = 1
-    verbose: bool = False
-    certify: bool = True
-    enumerate_below: int = 2000
+    ridge: float = field(default=0.1, metadata={"help": "ridge weight relative to the median per-level z'z"})
+    selection: str = field(default="column", metadata={"help": "one binary per column (budget per term) or per "
+                                                                "level (budget per grouping factor)"})
+    na_action: str = field(default="drop", metadata={"help": "drop rows with missing values, or raise"})
+    time_limit: float = field(default=60.0, metadata={"help": "seconds for the heuristics and the search"})
+    gap: float = field(default=1e-4, metadata={"help": "relative gap at which the search stops"})
+    seed: int = field(default=0, metadata={"help": "SCIP's random seed"})
+    threads: int = field(default=1, metadata={"help": "SCIP's thread count"})
+    verbose: bool = field(default=False, metadata={"help": "print SCIP's log"})
+    certify: bool = field(default=True, metadata={"help": "run the branch-and-bound (else: relaxation bound only)"})
+    enumerate_below: int = field(default=2000, metadata={"help": "enumerate problems with at most this many "
+                                                                 "full supports"})
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalised values are stored once, here
