@@ -20,21 +20,17 @@ from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LinearRegression, RidgeCV
 
-from .api import fit
 from .control import FitControl
 from .design import build_design, group_labels, carry_vector_options
 from .exceptions import HierMIOError
 from .formula import parse_formula
-from .lme4 import RNotAvailableError, lmer
 from .newclusters import check_rule
 from .selection import Budget, SelectionProblem
-from .validation import cv
+from .methods import METHODS
 
 __all__ = ["compare", "Comparison", "train_test_split_clusters"]
 
-METHODS = ("ols", "ridge", "lmer", "mio")
 
 
 def train_test_split_clusters(
@@ -138,7 +134,7 @@ def compare(
     formula: str,
     data: pd.DataFrame,
     test: pd.DataFrame | None = None,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = tuple(METHODS),
     budget: Budget | Literal["cv"] = 5,
     split: Literal["within", "cluster"] | None = None,
     test_size: float = 0.2,
@@ -178,87 +174,28 @@ def compare(
         SelectionProblem.check_budget(design, budget, control.selection)
     fit_options = {**control.as_dict(), **{k: fit_options[k] for k in ("weights", "offset") if k in fit_options}}
     train = data.loc[design.rows]
-    y_train = design.y
-    off_train = design.offset if design.offset is not None else 0.0
     if test is not None:
         # the test rows are built with the training design (its factor levels and transforms)
         test = test.dropna(subset=design.required_columns(random=False, response=True))
-        X_test, y_test = design.fixed_matrix(test), design.response_for(test)
-        off_test = design.offset_for(test)
+        y_test = design.response_for(test)
+    options = {"lmer": {"REML": REML, "weights": weights, "offset": offset},
+               "mio": {"budget": budget, "new_levels": new_levels, "cv_scheme": cv_scheme,
+                       "random_state": random_state, **fit_options}}
     rows, fixef, ranef, fits = {}, {}, {}, {}
-
     for m in methods:
         t0 = time.perf_counter()
-        row = {"status": "ok", "n_effects": np.nan, "icc": np.nan, "messages": []}
-        try:
-            if m in ("ols", "ridge"):
-                model = LinearRegression(fit_intercept=False) if m == "ols" else _ridge(design)
-                model.fit(design.X, design.y_adjusted, sample_weight=design.weights)
-                coef = model.coef_ if m == "ols" else _ridge_coef(model, design)
-                fixef[m] = pd.Series(coef, index=list(design.fixed_names))
-                train_pred = design.X @ coef + off_train
-                test_pred = X_test @ coef + off_test if test is not None else None
-                if m == "ridge":
-                    row["messages"] = [f"ridge penalty {model.alpha_:.4g} chosen by leave-one-out CV"]
-            elif m == "lmer":
-                ref = lmer(formula, train, REML=REML, weights=weights, offset=offset)
-                fits[m] = ref
-                row.update(status=ref.status, messages=list(ref.messages))
-                if ref.status == "failed":
-                    row["messages"] = [ref.error, *ref.messages]
-                    rows[m] = _finish_row(row, t0)
-                    continue
-                fixef[m] = ref.fixef()
-                ranef[m] = ref.ranef()
-                row["icc"] = float(ref.icc.iloc[0]) if len(ref.icc) else np.nan
-                row["n_effects"] = int(sum((v != 0).to_numpy().sum() for v in ranef[m].values()))
-                train_pred = ref.predict(train).to_numpy()
-                test_pred = ref.predict(test).to_numpy() if test is not None else None
-            else:
-                if isinstance(budget, str) and budget == "cv":
-                    # the folds screen (cv's certify=False); the chosen budget's fit follows the options
-                    cv_options = {k: v for k, v in fit_options.items() if k != "certify"}
-                    chosen = cv(formula, train, scheme=cv_scheme, random_state=random_state, new_levels=new_levels,
-                                progress=False, **cv_options)
-                    res, note = chosen.best_fit_, [f"budget {chosen.best_budget_} chosen by 5-fold {cv_scheme} CV"]
-                else:
-                    res, note = fit(formula, train, budget, progress=False, **fit_options), []
-                fits[m] = res
-                c = res.certificate
-                row.update(status=c.status, icc=float(res.icc.iloc[0]) if len(res.icc) else np.nan,
-                           n_effects=res.n_nonzero, messages=[*note, f"gap {100 * c.gap:.3g}%"])
-                fixef[m] = res.fixef()
-                ranef[m] = res.ranef()
-                train_pred = res.fitted().to_numpy()
-                test_pred = res.predict(test, new_levels=new_levels).to_numpy() if test is not None else None
-        except RNotAvailableError as exc:
-            row.update(status="failed", messages=[str(exc)])
-            rows[m] = _finish_row(row, t0)
-            continue
-        row["train_mse"] = _mse(y_train, train_pred)
-        row["test_mse"] = _mse(y_test, test_pred) if test is not None else np.nan
-        rows[m] = _finish_row(row, t0)
+        res = METHODS[m].fit(formula, train, design, **options.get(m, {}))
+        row = {"status": res.status, "time_s": np.nan, "train_mse": np.nan, "test_mse": np.nan, "icc": res.icc,
+               "n_effects": res.n_effects, "messages": res.messages}
+        if res.ok:
+            fits[m], fixef[m] = res.model, res.fixef
+            if res.ranef:
+                ranef[m] = res.ranef
+            row["train_mse"] = _mse(design.y, res.fitted)
+            row["test_mse"] = _mse(y_test, res.predict(test)) if test is not None else np.nan
+        row["time_s"] = time.perf_counter() - t0
+        rows[m] = row
 
     table = pd.DataFrame.from_dict(rows, orient="index")
     table = table[["status", "time_s", "train_mse", "test_mse", "icc", "n_effects", "messages"]]
     return Comparison(formula, table, pd.DataFrame(fixef), ranef, fits)
-
-
-def _finish_row(row: dict, t0: float) -> dict:
-    row.setdefault("train_mse", np.nan)
-    row.setdefault("test_mse", np.nan)
-    row["time_s"] = time.perf_counter() - t0
-    return row
-
-
-def _ridge(design) -> RidgeCV:
-    # the intercept column stays unpenalized: fit it as sklearn's intercept
-    return RidgeCV(alphas=np.logspace(-4, 4, 41), fit_intercept="(Intercept)" in design.fixed_names)
-
-
-def _ridge_coef(model: RidgeCV, design) -> np.ndarray:
-    coef = model.coef_.copy()
-    if "(Intercept)" in design.fixed_names:
-        i = design.fixed_names.index("(Intercept)")
-        coef[i] = model.intercept_ + coef[i]  # the intercept column is constant, so its weight is free
-    return coef

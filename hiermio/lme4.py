@@ -29,7 +29,7 @@ from .design import required_columns
 from .exceptions import DataError, HierMIOError
 from .formula import parse_formula
 
-__all__ = ["lmer", "LmerFit", "LmerDesign", "lformula", "from_r", "RNotAvailableError", "r_available"]
+__all__ = ["lmer", "LmerFit", "LmerDesign", "lformula", "from_r", "RNotAvailableError", "r_available", "lmer_status"]
 
 _INSTALL = ("install R and lme4 (Debian: apt-get install r-base-core r-cran-lme4) and rpy2 "
             "(pip install 'rpy2>=3.5,<3.6'), or run ./run setup as root")
@@ -170,6 +170,20 @@ def _load_r():
             raise RNotAvailableError("R is installed but the lme4 package is not; " + _INSTALL) from exc
         _R.update(ro=ro, fit=ro.r(_R_FIT), lformula=ro.r(_R_LFORMULA))
     return _R
+
+
+def lmer_status(singular: bool, convergence: list[str], warnings: list[str]) -> str:
+    """lme4's outcome in one word, decided here for Python and for R's ``compare_lmer`` alike:
+    "singular" (``isSingular``), "warning" (a convergence message or an R warning), or
+    "converged". (A fit that raised an error is "failed".) Messages such as "rank deficient so
+    dropping 1 column" do not make a warning: lme4 prints them for a fit it completed.
+
+    >>> lmer_status(False, [], []), lmer_status(False, ["Model failed to converge"], []), lmer_status(True, [], [])
+    ('converged', 'warning', 'singular')
+    """
+    if singular:
+        return "singular"
+    return "warning" if list(convergence) or list(warnings) else "converged"
 
 
 def r_available() -> bool:
@@ -437,7 +451,7 @@ def _lmer_result(R, formula: str, data: pd.DataFrame, REML: bool, t0: float, wei
     conv = [str(x) for x in res["conv"]]
     msgs = list(dict.fromkeys(conv + msgs))
     singular = bool(res["singular"][0])
-    status = "singular" if singular else ("warning" if conv or list(res["warnings"]) else "converged")
+    status = lmer_status(singular, conv, [str(x) for x in res["warnings"]])
     names = list(res["fixef_names"])
     ranef = {}
     for g, item in zip(res["re_names"], res["re"]):

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .api import fit
 from .exceptions import HierMIOWarning
+from .lme4 import lmer_status  # noqa: F401 - R's compare_lmer decides lme4's status with it
 from .results import MIOFit
 
 __all__ = ["fit_for_r", "fit_object", "export_fit", "export_for_r", "predict_for_r"]

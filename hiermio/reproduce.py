@@ -34,7 +34,9 @@ import numpy as np
 import pandas as pd
 from joblib import delayed
 
+from .design import build_design
 from .exceptions import HierMIOError, HierMIOWarning
+from .methods import METHODS as REGISTRY
 from .paper import FIGURES, PAPER_TABLES, TABLE_ORDER
 from .parallel import run_parallel
 from .simulate import (GAUSSIAN_VARIANCES, SCALES, SPARSE_SHARES, beta_error, gamma_error, simulate_clustered,
@@ -43,7 +45,7 @@ from .simulate import (GAUSSIAN_VARIANCES, SCALES, SPARSE_SHARES, beta_error, ga
 __all__ = ["StudyConfig", "Study", "run_study", "run_replicate", "study_scenarios", "parse_tables",
            "METHODS", "ICC_TARGETS"]
 
-METHODS = ("ols", "ridge", "lmer", "mio")
+METHODS = tuple(REGISTRY)  # the compared methods, fitted through hiermio.methods
 ICC_TARGETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _FAMILY_LEVELS = {"sparse": SPARSE_SHARES, "gaussian": GAUSSIAN_VARIANCES, "icc": ICC_TARGETS}
 
@@ -149,9 +151,6 @@ def run_replicate(scenario: dict, rep: int, config: StudyConfig) -> list[dict]:
     >>> rows[0]["method"], rows[0]["beta_error"] > 0, "gamma_error" in rows[0]
     ('ols', True, False)
     """
-    from sklearn.linear_model import LinearRegression, RidgeCV
-
-    from .api import fit
     from .path import path
 
     family, scale, level = scenario["family"], scenario["scale"], scenario["level"]
@@ -166,7 +165,6 @@ def run_replicate(scenario: dict, rep: int, config: StudyConfig) -> list[dict]:
         icc_target = true_icc(sim)
     train, valid, test = _split(sim)
     both = pd.concat([train, valid])
-    xcols = [c for c in sim.data.columns if c.startswith("x")]
     test_new = test.assign(g=test.g + 10_000)  # the same rows as members of clusters never seen
     K = len(sim.gamma)
     rows = []
@@ -174,46 +172,34 @@ def run_replicate(scenario: dict, rep: int, config: StudyConfig) -> list[dict]:
     def mse(pred) -> float:
         return float(np.mean((test.y.to_numpy() - np.asarray(pred)) ** 2))
 
+    design = build_design(sim.formula, both)
     for method in config.methods:
         t0 = time.perf_counter()
-        if method in ("ols", "ridge"):
-            model = LinearRegression() if method == "ols" else RidgeCV(alphas=np.logspace(-4, 3, 29))
-            model.fit(both[xcols].to_numpy(), both.y.to_numpy())
-            fe = pd.Series(model.coef_, index=xcols)
-            pred = model.predict(test[xcols].to_numpy())
-            rows.append(_row(scenario, rep, method, icc_target, status="ok", beta_error=beta_error(sim, fe),
-                             test_mse=mse(pred), test_mse_known=mse(pred), time_s=time.perf_counter() - t0))
-        elif method == "lmer":
-            from .lme4 import RNotAvailableError, lmer
-
-            try:
-                ref = lmer(sim.formula, both)
-            except RNotAvailableError as exc:
-                rows.append(_row(scenario, rep, method, icc_target, status="unavailable", message=str(exc)))
-                continue
-            if ref.status == "failed":
-                rows.append(_row(scenario, rep, method, icc_target, status="failed", message=ref.error))
-                continue
-            rows.append(_row(scenario, rep, method, icc_target, status=ref.status,
-                             **_effect_metrics(sim, ref.fixef(), ref.ranef(), float(ref.icc["g"])),
-                             test_mse=mse(ref.predict(test_new, re_form="~0")), test_mse_known=mse(ref.predict(test)),
-                             time_s=time.perf_counter() - t0))
-        elif method == "mio":
-            opts = {"ridge": config.ridge, "time_limit": config.time_limit}
-            # the budget sweep screens (as hm.cv does); the fit at the chosen budget is certified
+        options, extra = {}, {}
+        if method == "mio":
+            # the budget is chosen on the validation rows by a screening path; the fit at it is certified.
             # the study tabulates every fit's gap; warnings from hundreds of replicates would bury it
+            opts = {"ridge": config.ridge, "time_limit": config.time_limit}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", HierMIOWarning)
                 sweep = path(sim.formula, train, range(0, K + 1), validation=valid, certify=False, progress=False,
                              **opts)
-                best = int(sweep.table.validation_mse.idxmin())
-                res = fit(sim.formula, both, best, progress=False, **opts)
-            rows.append(_row(scenario, rep, method, icc_target, status=res.certificate.status, budget=best,
-                             gap=res.certificate.gap, **_effect_metrics(sim, res.fixef(), res.ranef(), float(res.icc["g"])),
-                             test_mse=mse(res.predict(test_new, new_levels="soft")),
-                             test_mse_known=mse(res.predict(test)), time_s=time.perf_counter() - t0))
-        else:
-            raise HierMIOError(f"unknown method {method!r}; methods are {list(METHODS)}")
+            options = {"budget": int(sweep.table.validation_mse.idxmin()), "new_levels": "soft", **opts}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HierMIOWarning)
+            res = REGISTRY[method].fit(sim.formula, both, design, **options)
+        if not res.ok:
+            unavailable = method == "lmer" and res.model is None  # R could not be started at all
+            rows.append(_row(scenario, rep, method, icc_target, status="unavailable" if unavailable else "failed",
+                             message=res.messages[0] if res.messages else ""))
+            continue
+        if method == "mio":
+            extra = {"budget": options["budget"], "gap": res.model.certificate.gap}
+        metrics = (_effect_metrics(sim, res.fixef, res.ranef, float(res.icc)) if res.ranef
+                   else {"beta_error": beta_error(sim, res.fixef)})
+        rows.append(_row(scenario, rep, method, icc_target, status=res.status, **extra, **metrics,
+                         test_mse=mse(res.predict(test_new)), test_mse_known=mse(res.predict(test)),
+                         time_s=time.perf_counter() - t0))
     return rows
 
 

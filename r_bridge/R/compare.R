@@ -33,7 +33,8 @@ compare_lmer <- function(formula, data, budget = 5, REML = TRUE, weights = NULL,
   } else {
     conv <- ref@optinfo$conv$lme4$messages
     lme4_msgs <- unique(c(conv, warns, msgs))
-    status <- if (isSingular(ref)) "singular" else if (length(lme4_msgs)) "warning" else "converged"
+    # lme4's status is decided once, in Python, for both languages
+    status <- .py(.hm$bridge$lmer_status(isSingular(ref), as.list(as.character(conv)), as.list(warns)))
     fe_lmer <- fixef(ref); sigma_lmer <- sigma(ref)
   }
   names_all <- union(names(fixef(mio)), names(fe_lmer))
