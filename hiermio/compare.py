@@ -27,6 +27,7 @@ from .exceptions import HierMIOError
 from .formula import parse_formula
 from .newclusters import check_rule
 from .selection import Budget, SelectionProblem
+from .splits import shuffled_clusters
 from .methods import METHODS
 
 __all__ = ["compare", "Comparison", "train_test_split_clusters"]
@@ -62,11 +63,10 @@ def train_test_split_clusters(
         mask = labels.isin(test_levels).to_numpy()
     else:
         mask = np.zeros(len(data), dtype=bool)
-        positions = pd.Series(np.arange(len(data)), index=data.index).groupby(labels.to_numpy())
-        for _, pos in positions:
-            k = int(np.floor(test_size * len(pos)))
-            if k and len(pos) > 1:
-                mask[rng.choice(pos.to_numpy(), min(k, len(pos) - 1), replace=False)] = True
+        for idx in shuffled_clusters(labels, rng):
+            k = int(np.floor(test_size * len(idx)))
+            if k and len(idx) > 1:
+                mask[idx[: min(k, len(idx) - 1)]] = True
     return data.loc[~mask], data.loc[mask]
 
 

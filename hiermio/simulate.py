@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import HierMIOError
+from .splits import shuffled_clusters
 
 __all__ = ["simulate_atypical", "SCALES", "SPARSE_SHARES", "GAUSSIAN_VARIANCES", "Simulation", "simulate_clustered", "scenarios",
            "true_icc", "beta_error", "gamma_error", "sparsity_recovery", "zeros_recovered"]
@@ -95,8 +96,7 @@ def simulate_clustered(
     X = rng.normal(size=(K * n_per, p)) + np.outer(gamma[g], loading)
     y = X @ beta + gamma[g] + rng.normal(0.0, noise, K * n_per)
     parts = np.empty(K * n_per, dtype=object)
-    for k in range(K):
-        idx = rng.permutation(np.flatnonzero(g == k))
+    for idx in shuffled_clusters(g, rng):
         n_train, n_val = int(round(split[0] * n_per)), int(round(split[1] * n_per))
         parts[idx[:n_train]] = "train"
         parts[idx[n_train : n_train + n_val]] = "validation"

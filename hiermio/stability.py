@@ -28,6 +28,7 @@ from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .selection import Budget
+from .splits import shuffled_clusters
 
 __all__ = ["stability", "Stability", "mb_bound"]
 
@@ -119,11 +120,9 @@ def stability(
     labels = group_labels(data, design.terms[0].term.group).to_numpy()
     rng = np.random.default_rng(random_state)
     halves = []
-    positions = pd.Series(np.arange(len(data))).groupby(labels)
     for _ in range(B // 2):
         first = np.zeros(len(data), dtype=bool)
-        for _, pos in positions:
-            idx = rng.permutation(pos.to_numpy())
+        for idx in shuffled_clusters(labels, rng):
             first[idx[: len(idx) // 2]] = True
         halves += [first, ~first]
     options = {**control.as_dict(), **{k: fit_options[k] for k in ("weights", "offset") if k in fit_options}}

@@ -32,6 +32,7 @@ from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
 from .formula import parse_formula
 from .newclusters import check_rule
 from .path import check_budget_list, path
+from .splits import shuffled_clusters
 from .results import MIOFit
 
 __all__ = ["cv", "CVResult", "within_cluster_folds"]
@@ -45,10 +46,8 @@ def within_cluster_folds(labels: pd.Series, folds: int, random_state: int = 0) -
     """
     rng = np.random.default_rng(random_state)
     fold = np.empty(len(labels), dtype=int)
-    positions = pd.Series(np.arange(len(labels))).groupby(np.asarray(labels))
     offset = 0
-    for _, pos in positions:
-        idx = rng.permutation(pos.to_numpy())
+    for idx in shuffled_clusters(labels, rng):
         fold[idx] = (np.arange(len(idx)) + offset) % folds
         offset += len(idx)  # so that small clusters do not all land in fold 0
     return fold
