@@ -6,12 +6,13 @@
 #' @param formula An lme4 formula, e.g. \code{Reaction ~ Days + (Days | Subject)}.
 #' @param data A data frame.
 #' @param budget Whole number (every term), or a named list by term label or grouping factor.
-#' @param ridge Ridge weight relative to the median per-level z'z of each column.
-#' @param selection "column" (a budget per term) or "cluster" (a level's effects enter together).
-#' @param time_limit,gap Stop after this many seconds or at this relative gap.
-#' @param seed SCIP's random seed.
 #' @param weights,offset As in \code{lme4::lmer}: prior weights and a known offset, each a column of
 #'   \code{data} (unquoted) or one number per row. \code{offset()} terms in the formula work too.
+#' @param ... Options of the fit, validated by hiermio's one control object (\code{FitControl}):
+#'   \code{ridge} (0.1; relative to the median per-level z'z), \code{selection} ("column": a budget
+#'   per term, or "cluster": a level's effects enter together), \code{time_limit} (60 s), \code{gap}
+#'   (1e-4), \code{seed}, \code{threads}, \code{certify} (TRUE), \code{na_action} ("drop"),
+#'   \code{enumerate_below}. A misspelt option is an error that names it.
 #' @return An object of class \code{hmio}.
 #' @examples
 #' if (hiermio_available()) {
@@ -20,9 +21,7 @@
 #' summary(fit); fixef(fit); ranef(fit); VarCorr(fit); sigma(fit)
 #' predict(fit, sleepstudy[1:3, ], re.form = NA)
 #' }
-hmio <- function(formula, data, budget, ridge = 0.1, selection = c("column", "cluster"),
-                 time_limit = 60, gap = 1e-4, seed = 0L, weights = NULL, offset = NULL) {
-  selection <- match.arg(selection)
+hmio <- function(formula, data, budget, weights = NULL, offset = NULL, ...) {
   if (inherits(formula, "formula")) formula <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
   if (!is.character(formula) || length(formula) != 1) stop("formula must be a formula or one string", call. = FALSE)
   if (is.list(budget)) budget <- reticulate::dict(budget)
@@ -33,9 +32,7 @@ hmio <- function(formula, data, budget, ridge = 0.1, selection = c("column", "cl
   extra <- list()
   if (!is.null(w)) { data[[".hiermio_weights"]] <- .per_row(w, data, "weights"); extra$weights <- ".hiermio_weights" }
   if (!is.null(off)) { data[[".hiermio_offset"]] <- .per_row(off, data, "offset"); extra$offset <- ".hiermio_offset" }
-  py_fit <- .py(do.call(.hm$bridge$fit_object, c(list(formula, .to_pandas(data), budget, ridge = ridge,
-                                                       selection = selection, time_limit = time_limit, gap = gap,
-                                                       seed = as.integer(seed)), extra)))
+  py_fit <- .py(do.call(.hm$bridge$fit_object, c(list(formula, .to_pandas(data), budget), extra, list(...))))
   out <- .deep_r(.py(.hm$bridge$export_for_r(py_fit)))
   out$fixef_vec <- stats::setNames(as.numeric(unlist(out$fixef$values)), unlist(out$fixef$names))
   out$ranef_frames <- lapply(out$ranef, .frame)

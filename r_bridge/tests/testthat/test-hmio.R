@@ -100,3 +100,11 @@ test_that("what Python warns about reaches R as R warnings, and bad options as R
   expect_error(hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 3, ridge = 1e-9),
                "is below 1e-06")
 })
+
+test_that("options go to hiermio's one control object, which names a misspelt one", {
+  expect_error(hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 3, ridg = 0.2),
+               "unknown option 'ridg' \\(did you mean 'ridge'\\?\\)")
+  expect_warning(fit <- hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 3, ridge = 0.5,
+                             selection = "cluster", certify = FALSE), "certify=False")
+  expect_match(fit$summary, "Control: ridge 0.5, selection cluster")
+})
