@@ -26,8 +26,9 @@ import pandas as pd
 from .exceptions import HierMIOError
 from .splits import shuffled_clusters
 
-__all__ = ["simulate_atypical", "SCALES", "SPARSE_SHARES", "GAUSSIAN_VARIANCES", "Simulation", "simulate_clustered", "scenarios",
-           "true_icc", "beta_error", "gamma_error", "sparsity_recovery", "zeros_recovered"]
+__all__ = ["simulate_sparse", "simulate_confounded", "simulate_atypical", "SCALES", "SPARSE_SHARES",
+           "GAUSSIAN_VARIANCES", "Simulation", "simulate_clustered", "scenarios", "true_icc", "beta_error",
+           "gamma_error", "sparsity_recovery", "zeros_recovered"]
 
 SCALES = {"low": (4, 10), "medium": (10, 25), "high": (14, 35)}
 SPARSE_SHARES = (0.90, 0.80, 0.75, 0.66, 0.60, 0.50, 0.40, 0.33, 0.25, 0.20, 0.10, 0.0)
@@ -181,3 +182,51 @@ def simulate_atypical(
     X = rng.normal(size=(len(g), 2))
     y = X @ np.array([1.0, -0.5]) + gamma[g] + rng.normal(size=len(g))
     return pd.DataFrame({"y": y, "g": g, "x1": X[:, 0], "x2": X[:, 1], "w": w[g]}), gamma
+
+
+def simulate_sparse(K: int = 8, n_per: int = 12, n_nonzero: int = 3, slope: bool = False, seed: int = 0,
+                    effect: float = 1.0, crossed: bool = False) -> pd.DataFrame:
+    """Small clustered data for tests: y = 1 + 0.5 x + e_g (+ 0.7 e_g z with ``slope``) + noise,
+    with ``n_nonzero`` of the K clusters shifted by +-``effect`` (and a crossed factor h).
+
+    >>> df = simulate_sparse(K=4, n_per=3)
+    >>> df.shape, sorted(df.columns)
+    ((12, 4), ['g', 'x', 'y', 'z'])
+    """
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(K), n_per)
+    n = len(g)
+    df = pd.DataFrame({"g": g, "x": rng.normal(size=n), "z": rng.normal(size=n)})
+    eff = np.zeros(K)
+    eff[rng.choice(K, n_nonzero, replace=False)] = rng.choice([-1.0, 1.0], n_nonzero) * effect
+    y = 1.0 + 0.5 * df.x + eff[g] + rng.normal(size=n)
+    if slope:
+        y = y + 0.7 * eff[g] * df.z
+    if crossed:
+        df["h"] = rng.integers(0, 4, n)
+        y = y + np.array([0.0, 0.8, 0.0, -0.5])[df.h]
+    df["y"] = y
+    return df
+
+
+def simulate_confounded(K: int, n_per: int, p: int, n_nonzero: int, effect: float = 1.0,
+                        seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """Benchmark data: sparse cluster intercepts (+-``effect``) with p covariates shifted by cluster
+    (hidden confounding), and its formula.
+
+    >>> df, formula = simulate_confounded(K=3, n_per=2, p=2, n_nonzero=1)
+    >>> df.shape, formula
+    ((6, 4), 'y ~ x1 + x2 + (1 | g)')
+    """
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(K), n_per)
+    gamma = np.zeros(K)
+    gamma[rng.choice(K, n_nonzero, replace=False)] = rng.choice([-effect, effect], n_nonzero)
+    shift = rng.normal(size=(K, p)) * 0.5
+    X = rng.normal(size=(len(g), p)) + shift[g] + 0.5 * gamma[g][:, None]
+    beta = rng.normal(size=p)
+    y = X @ beta + gamma[g] + rng.normal(size=len(g))
+    cols = {f"x{j + 1}": X[:, j] for j in range(p)}
+    df = pd.DataFrame({"y": y, "g": g, **cols})
+    rhs = " + ".join(cols) if p else "1"
+    return df, f"y ~ {rhs} + (1 | g)"
