@@ -238,9 +238,10 @@ def make_fit(problem: SelectionProblem, solution: Solution, control: FitControl 
                "total": design_time + solution.timings["first_solution"] + solution.timings["search"]}
     notes = solver_warnings(cert, control, problem)
     design = problem.design
-    return MIOFit(design=design, problem=problem, support=support, beta=ev.beta, gamma=ev.gamma, mu=stats.mu,
-                  ridge=control.ridge, rss=max(rss, 0.0), fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert,
-                  timings=timings, control=control, warnings=[*design.messages, *notes], solver_warnings=notes)
+    return MIOFit(design=design, problem=problem, budget=problem.budget_record(), support=support, beta=ev.beta,
+                  gamma=ev.gamma, mu=stats.mu, ridge=control.ridge, rss=max(rss, 0.0),
+                  fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert, timings=timings, control=control,
+                  warnings=[*design.messages, *notes], solver_warnings=notes)
 
 
 def solver_warnings(cert: Certificate, control: FitControl, problem: SelectionProblem) -> list[str]:

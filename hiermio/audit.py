@@ -65,7 +65,7 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
         raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")
     B = check_integer(B, "B", 2)
     base = fit.control.as_dict() if fit.control is not None else {"ridge": fit.ridge}
-    control = FitControl.from_options({**base, "selection": fit.problem.selection, **fit_options}, "bootstrap")
+    control = FitControl.from_options({**base, "selection": fit.budget.selection, **fit_options}, "bootstrap")
     d = fit.design
     if not d.terms:
         raise HierMIOError("the cluster bootstrap needs a random-effect term")

@@ -50,10 +50,10 @@ class Summary:
         if not d.terms:
             lines.append("No random-effect terms: the fixed part alone was fitted (ordinary least squares).")
         else:
-            sizes = f.problem.group_sizes
-            unit = "columns" if f.problem.selection == "column" else "levels"
-            lines.append(f"Budget ({f.problem.selection} selection): " + "; ".join(
-                f"{n} <= {b} of {s} {unit}" for n, b, s in zip(f.problem.group_names, f.problem.budgets, sizes)))
+            b = f.budget
+            unit = "columns" if b.selection == "column" else "levels"
+            lines.append(f"Budget ({b.selection} selection): " + "; ".join(
+                f"{n} <= {lam} of {size} {unit}" for n, lam, size in zip(b.groups, b.budgets, b.sizes)))
             mus = []
             for k, t in enumerate(d.terms):
                 off = d.term_offsets()[k]

@@ -25,7 +25,7 @@ from .design import Design
 from .exceptions import DataError, HierMIOError
 from .newclusters import RULES, TermTraining, check_rule
 from .certificate import Certificate
-from .selection import SelectionProblem
+from .selection import BudgetRecord, SelectionProblem
 from .design import random_design_matrix
 
 if TYPE_CHECKING:
@@ -49,7 +49,10 @@ class MIOFit:
     """
 
     design: Design = field(repr=False)
+    # the selection problem with its statistics, for diagnostics (bounds, brute force); the model
+    # itself needs only its budget record
     problem: SelectionProblem = field(repr=False)
+    budget: BudgetRecord
     support: np.ndarray
     beta: np.ndarray
     gamma: np.ndarray
@@ -160,7 +163,7 @@ class MIOFit:
 
     @property
     def budgets(self) -> dict[str, int]:
-        return dict(zip(self.problem.group_names, self.problem.budgets.tolist()))
+        return self.budget.as_dict()
 
     # ------------------------------------------------------------------ fitted values
     def fitted(self) -> pd.Series:

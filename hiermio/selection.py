@@ -27,9 +27,22 @@ from .exceptions import BudgetError
 from .inner import Evaluation, InnerProblem
 from .sufficient import SufficientStats
 
-__all__ = ["Budget", "SelectionProblem"]
+__all__ = ["Budget", "BudgetRecord", "SelectionProblem"]
 
 Budget = Union[int, Mapping[str, int]]
+
+
+@dataclass(frozen=True)
+class BudgetRecord:
+    """What a fitted model keeps of its selection problem: which groups had which budget of how many units."""
+
+    selection: str
+    groups: tuple[str, ...]
+    budgets: tuple[int, ...]
+    sizes: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(zip(self.groups, self.budgets))
 
 
 @dataclass
@@ -48,6 +61,10 @@ class SelectionProblem:
     @property
     def n_units(self) -> int:
         return len(self.group_of_unit)
+
+    def budget_record(self) -> BudgetRecord:
+        return BudgetRecord(self.selection, tuple(self.group_names), tuple(int(b) for b in self.budgets),
+                            tuple(int(n) for n in self.group_sizes))
 
     @property
     def group_sizes(self) -> np.ndarray:
