@@ -10,7 +10,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 import pandas as pd
 
-from .control import FitControl
+from .control import REFIT_RIDGE, FitControl
 from .design import Design, build_design
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .heuristics import greedy, local_search
@@ -77,6 +77,7 @@ def fit(
     verbose: bool = FitControl.verbose,
     certify: bool = FitControl.certify,
     enumerate_below: int = FitControl.enumerate_below,
+    refit: bool = FitControl.refit,
     progress: bool | None = None,
     callback: Callable[[SolverProgress], None] | None = None,
     weights: Any = None,
@@ -114,6 +115,9 @@ def fit(
         continuous relaxation alone proves (status ``"relaxation_bound"``), in a fraction of the time.
     enumerate_below
         Problems with at most this many full supports are solved exactly by evaluating them all.
+    refit
+        Select, then refit (default): the estimates are refitted without the ridge on the selected
+        support; ``fit.certificate`` still describes the selection. ``False``: the ridge estimates.
     progress
         Show a progress bar (default: when stderr is a terminal).
     callback
@@ -138,7 +142,7 @@ def fit(
     """
     control = FitControl(ridge=ridge, selection=selection, na_action=na_action, time_limit=time_limit, gap=gap,
                          seed=seed, threads=threads, verbose=verbose, certify=certify,
-                         enumerate_below=enumerate_below)
+                         enumerate_below=enumerate_below, refit=refit)
     if callback is not None and not callable(callback):
         raise HierMIOError(f"callback must be a function of one SolverProgress, got {callback!r}")
     t0 = time.perf_counter()
@@ -232,8 +236,10 @@ def make_fit(problem: SelectionProblem, solution: Solution, control: FitControl 
     3
     """
     stats, support, cert = problem.stats, solution.support, solution.certificate
-    ev = stats.evaluate(problem.columns(support))
-    rss = ev.value - float(np.sum(stats.mu * ev.gamma**2))
+    # select, then refit: the same support with a ridge too small to shrink what the data identify
+    inner = stats.with_mu(stats.mu * REFIT_RIDGE) if control.refit else stats
+    ev = inner.evaluate(problem.columns(support))
+    rss = ev.value - float(np.sum(inner.mu * ev.gamma**2))
     timings = {"design": design_time, **solution.timings,
                "total": design_time + solution.timings["first_solution"] + solution.timings["search"]}
     notes = solver_warnings(cert, control, problem)

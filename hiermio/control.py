@@ -23,12 +23,15 @@ import numpy as np
 
 from .exceptions import HierMIOError
 
-__all__ = ["FitControl", "MIN_RIDGE", "check_integer", "check_choice"]
+__all__ = ["FitControl", "MIN_RIDGE", "REFIT_RIDGE", "check_integer", "check_choice"]
 
 # Below this relative ridge weight the cluster effects of a full support and the intercept are
 # numerically indistinguishable (the profiled information on the fixed effects is singular to
 # working precision) and the outer-approximation cuts exceed what an LP solver can represent.
 MIN_RIDGE = 1e-6
+# The refit's ridge, relative to the selection's: small enough to change no estimable coefficient
+# beyond the 7th digit, large enough to identify what the data alone cannot.
+REFIT_RIDGE = 1e-7
 _MAX_SEED = 2**31 - 1  # SCIP's random seeds are C ints
 
 
@@ -97,6 +100,12 @@ class FitControl:
     enumerate_below
         Problems with at most this many supports that use every budget in full are solved by
         evaluating them all (exact, and faster than a search); 0 always searches.
+    refit
+        Select, then refit: the support is chosen (and certified) on the L0-ridge objective, and
+        the reported fixed and cluster effects are refitted on it without the ridge (a ridge
+        ``REFIT_RIDGE`` times the selection's keeps a cluster too small to be estimated alone, or
+        a full set of levels beside the intercept, identified). ``False`` reports the selection's
+        ridge estimates.
     """
 
     ridge: float = field(default=0.1, metadata={"help": "ridge weight relative to the median per-level z'z"})
@@ -111,6 +120,8 @@ class FitControl:
     certify: bool = field(default=True, metadata={"help": "run the branch-and-bound (else: relaxation bound only)"})
     enumerate_below: int = field(default=2000, metadata={"help": "enumerate problems with at most this many "
                                                                  "full supports"})
+    refit: bool = field(default=True, metadata={"help": "report estimates refitted without the ridge on the "
+                                                        "selected support (else: the selection's ridge estimates)"})
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalised values are stored once, here
@@ -130,6 +141,7 @@ class FitControl:
         set_(self, "verbose", _check_bool(self.verbose, "verbose"))
         set_(self, "certify", _check_bool(self.certify, "certify"))
         set_(self, "enumerate_below", check_integer(self.enumerate_below, "enumerate_below", 0))
+        set_(self, "refit", _check_bool(self.refit, "refit"))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

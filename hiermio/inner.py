@@ -56,6 +56,10 @@ class InnerProblem(ABC):
     def evaluate(self, s: np.ndarray) -> Evaluation:
         """c(s), its gradient and the estimates at s in [0, 1]^m."""
 
+    @abstractmethod
+    def with_mu(self, mu: np.ndarray) -> "InnerProblem":
+        """The same problem under other ridge weights (the refit on a selected support uses tiny ones)."""
+
     @property
     @abstractmethod
     def exact_fit(self) -> bool:

@@ -2,8 +2,9 @@
 
 Definitions used throughout (they are not lme4's, since no distribution is assumed):
 
-* cluster effects are the ridge estimates at the selected support, exactly as the optimisation
-  produced them (no refit);
+* cluster effects (and fixed effects) are refitted without the ridge on the selected support
+  (``refit=True``, the default; the certificate describes the selection), or with ``refit=False``
+  the ridge estimates exactly as the optimisation produced them;
 * ``sigma`` is sqrt(RSS / (n - p - number of nonzero cluster-effect columns));
 * ``VarCorr`` gives, per grouping factor, the second moments about zero of the fitted effects over
   all levels (zeros included): a level that does not differ from the population counts as 0;
@@ -43,7 +44,7 @@ class MIOFit:
     >>> import hiermio as hm
     >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=4)
     >>> fit.fixef().round(1).to_dict()
-    {'(Intercept)': 259.1, 'Days': 10.5}
+    {'(Intercept)': 260.1, 'Days': 10.5}
     >>> sum(len(v) for v in fit.selected.values())
     4
     """

@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,6 +182,24 @@ class SufficientStats(InnerProblem):
             blocks=_level_blocks(design),
             y_scale=y_scale,
         )
+
+    def with_mu(self, mu: np.ndarray) -> "SufficientStats":
+        """The same statistics under other ridge weights (the refit's tiny ones), without a pass over the rows.
+
+        >>> import pandas as pd
+        >>> from hiermio.design import build_design
+        >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 5, 7], "g": list("aabbcc")})
+        >>> stats = SufficientStats.from_design(build_design("y ~ 1 + (1 | g)", df), mu=np.ones(3))
+        >>> stats.with_mu(np.full(3, 2.0)).mu.tolist(), stats.mu.tolist()
+        ([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+        """
+        out = copy.copy(self)
+        out.mu = np.asarray(mu, dtype=float)
+        if out.mu.shape != self.mu.shape or not np.all(out.mu > 0):
+            raise ValueError("mu must hold one positive ridge weight per random-effect column")
+        if self.blocks is not None:
+            out._mub = out.mu[self.blocks]
+        return out
 
     @property
     def exact_fit(self) -> bool:

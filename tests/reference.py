@@ -22,6 +22,20 @@ def dense_ridge(design, mu, cols):
     return float(r @ r), theta[:p], theta[p:]
 
 
+def dense_least_squares(design, cols, weights=None):
+    """Unpenalised least squares on [X : Z_cols] by lstsq (the minimum-norm solution when the
+    columns are dependent): objective, fixed effects and the selected columns' effects."""
+    Z = random_design_matrix(design).toarray()[:, cols]
+    A = np.hstack([design.X, Z])
+    b = design.y_adjusted
+    w = design.weights if weights is None else weights
+    if w is not None:
+        A, b = A * np.sqrt(w)[:, None], b * np.sqrt(w)
+    theta = np.linalg.lstsq(A, b, rcond=None)[0]
+    r = b - A @ theta
+    return float(r @ r), theta[: design.p], theta[design.p :]
+
+
 def brute_force(problem, design, mu):
     """Best objective over every unit support within the budgets, each fitted densely."""
     groups = [np.flatnonzero(problem.group_of_unit == g) for g in range(len(problem.group_names))]

@@ -30,7 +30,7 @@ CASES = [
 @pytest.mark.parametrize("formula, sim, budget, selection", CASES)
 def test_certified_optimum_matches_brute_force(formula, sim, budget, selection):
     df = simulate(seed=7, **sim)
-    res = hm.fit(formula, df, budget, selection=selection, gap=0.0, ridge=0.3)
+    res = hm.fit(formula, df, budget, selection=selection, gap=0.0, ridge=0.3, refit=False)
     design = res.design
     best, units = brute_force(res.problem, design, res.mu)
     assert res.certificate.status in ("optimal", "closed_form")
@@ -55,7 +55,7 @@ def test_budget_zero_is_ols_on_fixed_part():
 
 def test_full_budget_is_closed_form_ridge():
     df = simulate(K=6, slope=True)
-    res = hm.fit("y ~ x + (1 + z | g)", df, budget=12, ridge=0.5)
+    res = hm.fit("y ~ x + (1 + z | g)", df, budget=12, ridge=0.5, refit=False)
     n, K = len(df), 6
     # explicit augmented design [X : Z] with Z = z * 1[g == k], ridge on Z only
     X = np.column_stack([np.ones(n), df.x])
