@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .control import FitControl
+from .control import REFIT_RIDGE, FitControl
 from .design import Design
+from .inference import cluster_robust
 from .exceptions import DataError, HierMIOError
 from .newclusters import RULES, TermTraining, check_rule
 from .certificate import Certificate
@@ -121,6 +122,55 @@ class MIOFit:
     @property
     def df_residual(self) -> int:
         return self.nobs - self.design.p - self.n_nonzero
+
+    @property
+    def estimate_mu(self) -> np.ndarray:
+        """The ridge weights the reported estimates carry: the refit's tiny ones, or the selection's."""
+        refit = self.control is None or self.control.refit
+        return self.mu * REFIT_RIDGE if refit else self.mu
+
+    def vcov(self, kind: str = "robust", cluster: str | None = None) -> pd.DataFrame:
+        """Covariance of the fixed effects.
+
+        ``kind="robust"`` (the default, as in the summary): cluster-robust CR1, clustered by
+        ``cluster`` (a grouping factor; default the coarsest), see :mod:`hiermio.inference`.
+        ``kind="conditional"``: given the support, every unselected cluster exactly the population.
+
+        >>> import hiermio as hm
+        >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=4)
+        >>> v = fit.vcov()
+        >>> list(v.index) == list(v.columns) == ["(Intercept)", "Days"]
+        True
+        """
+        names = list(self.design.fixed_names)
+        if kind == "robust":
+            cov = cluster_robust(self, cluster).cov
+        elif kind == "conditional":
+            cov = self.fixed_cov_unscaled * self.sigma**2
+        else:
+            raise HierMIOError(f"kind must be 'robust' or 'conditional', got {kind!r}")
+        return pd.DataFrame(cov, index=names, columns=names)
+
+    def confint(self, level: float = 0.95, kind: str = "robust", cluster: str | None = None,
+                B: int = 200, random_state: int = 0) -> pd.DataFrame:
+        """Intervals for the fixed effects: Wald with the ``robust`` (t on clusters - 1 df) or
+        ``conditional`` (t on the residual df) covariance, or the cluster ``bootstrap``'s percentiles
+        (:func:`hiermio.bootstrap`, ``B`` screened refits)."""
+        from scipy import stats
+
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+            raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")
+        lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
+        fe = self.fixef()
+        if kind == "bootstrap":
+            from .audit import bootstrap
+
+            boot = bootstrap(self, B=B, level=level, random_state=random_state, progress=False)
+            return pd.DataFrame({lo: boot.iloc[:, 2].to_numpy(), hi: boot.iloc[:, 3].to_numpy()}, index=fe.index)
+        se = np.sqrt(np.clip(np.diag(self.vcov(kind, cluster).to_numpy()), 0, None))
+        df = cluster_robust(self, cluster).df if kind == "robust" else max(self.df_residual, 1)
+        q = stats.t.ppf((1 + level) / 2, df)
+        return pd.DataFrame({lo: fe - q * se, hi: fe + q * se}, index=fe.index)
 
     @property
     def sigma(self) -> float:

@@ -68,7 +68,7 @@ def test_summary_reads_like_lme4(slopes_fit):
                   "(1 + Days | Subject) <= 5 of 36 columns"]:
         assert piece in text, piece
     coefs = slopes_fit.summary().coefficients()
-    assert list(coefs.columns) == ["Estimate", "Std. Error", "t value"]
+    assert list(coefs.columns) == ["Estimate", "Std. Error", "t value", "Pr(>|t|)"]
     assert (coefs["Std. Error"] > 0).all()
 
 
