@@ -18,6 +18,7 @@ DATASETS: dict[str, tuple[str, str]] = {
     "Dyestuff": ("lme4", "Dyestuff"),
     "Dyestuff2": ("lme4", "Dyestuff2"),
     "Penicillin": ("lme4", "Penicillin"),
+    "Pastes": ("lme4", "Pastes"),
     "InstEval": ("lme4", "InstEval"),
     "Exam": ("mlmRev", "Exam"),
 }

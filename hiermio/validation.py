@@ -32,10 +32,26 @@ from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
 from .formula import parse_formula
 from .newclusters import check_rule
 from .path import check_budget_list, path
+from .selection import SelectionProblem
 from .splits import shuffled_clusters
 from .results import MIOFit
 
-__all__ = ["cv", "CVResult", "within_cluster_folds"]
+__all__ = ["cv", "CVResult", "within_cluster_folds", "auto_budgets"]
+
+
+def auto_budgets(largest: int, dense: int = 100, points: int = 60) -> list[int]:
+    """The budgets ``budgets="auto"`` tries: every one up to the largest term's size when that is at
+    most ``dense``; beyond, every one up to ``dense // 2`` and a geometric grid up to the size.
+
+    >>> auto_budgets(6)
+    [0, 1, 2, 3, 4, 5, 6]
+    >>> grid = auto_budgets(3000); grid[:3], grid[-1], len(grid) < 120
+    ([0, 1, 2], 3000, True)
+    """
+    if largest <= dense:
+        return list(range(largest + 1))
+    tail = np.unique(np.round(np.geomspace(dense // 2, largest, points)).astype(int))
+    return sorted(set(range(dense // 2 + 1)) | set(tail.tolist()))
 
 
 def within_cluster_folds(labels: pd.Series, folds: int, random_state: int = 0) -> np.ndarray:
@@ -104,7 +120,9 @@ def cv(
 ) -> CVResult:
     """Validation MSE for each budget, the chosen budget, and the fit on all data at that budget.
 
-    ``budgets="auto"`` tries 0..min(largest term size, 20); each fold sweeps them as a warm-started
+    ``budgets="auto"`` tries every budget up to the largest term's size (a geometric grid beyond
+    100, see :func:`auto_budgets`); a budget is capped at each term's own size, and a choice at the
+    grid's upper edge warns. Each fold sweeps them as a warm-started
     :func:`hiermio.path`. Extra keyword arguments (``ridge``, ``selection``, ``time_limit``, ``gap``,
     ``seed``) go to the fits; ``new_levels`` is the rule that predicts held-out clusters (scheme
     "cluster"), with ``cluster_features`` naming the cluster-level columns of the "features" rule.
@@ -130,12 +148,12 @@ def cv(
     design = build_design(parsed, data, na_action=control.na_action, weights=fit_options.get("weights"),
                           offset=fit_options.get("offset"))
     data = data.loc[design.rows]
+    sizes = [t.n_columns for t in design.terms] if control.selection == "column" \
+        else [t.n_levels for t in design.terms]
     if isinstance(budgets, str):
         if budgets != "auto":
             raise BudgetError(f"budgets must be 'auto' or a list of whole numbers, got {budgets!r}")
-        sizes = [t.n_columns for t in design.terms] if control.selection == "column" \
-            else [t.n_levels for t in design.terms]
-        budgets = range(0, min(max(sizes), 20) + 1)
+        budgets = auto_budgets(max(sizes))
     budgets = check_budget_list(budgets, "cv")
     labels = group_labels(data, parsed.random[0].group)
     n_clusters = labels.nunique()
@@ -169,6 +187,11 @@ def cv(
     else:
         limit = table.mean_mse.iloc[i_min] + table.se_mse.iloc[i_min]
         best = next(b for b, m in zip(budgets, table.mean_mse) if m <= limit)
-    best_fit = fit(formula, data, best, progress=False, **options)
+    if best == budgets[-1] and best < max(sizes):
+        warnings.warn(f"cv chose budget {best}, the largest one tried: a larger budget may be better; "
+                      f"try budgets up to {max(sizes)}", HierMIOWarning, stacklevel=2)
+    # one number for every term, capped at each term's size (nested and crossed terms differ in size)
+    best_fit = fit(formula, data, SelectionProblem.capped_budget(design, best, control.selection), progress=False,
+                   **options)
     label = scheme if isinstance(scheme, str) else type(scheme).__name__
     return CVResult(table, best, best_fit, rule, label)

@@ -73,3 +73,29 @@ def test_cluster_blocked_cv_finds_the_true_budget_in_most_seeds(capsys):
     with capsys.disabled():
         print(f"\n[tally] cluster-blocked CV, 20 seeds, truth {truth}: chosen {chosen}; within +-2: {hits}/20")
     assert hits >= 14
+
+
+def test_cv_on_nested_and_crossed_terms_stays_within_each_terms_size():
+    """Pastes: batch has 10 levels, cask:batch 30. The auto grid goes to 30, and the chosen budget is
+    capped per term (a budget of 20 once crashed the final fit of (1 | batch))."""
+    import warnings
+
+    pastes = hm.load_dataset("Pastes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hm.HierMIOWarning)
+        res = hm.cv("strength ~ 1 + (1 | batch/cask)", pastes, folds=3, random_state=0)
+    assert list(res.table.index) == list(range(31))
+    sizes = {t.term.label: t.n_columns for t in res.best_fit_.design.terms}
+    assert res.best_fit_.budgets == {k: min(res.best_budget_, n) for k, n in sizes.items()}
+    pen = hm.load_dataset("Penicillin")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hm.HierMIOWarning)
+        res = hm.cv("diameter ~ 1 + (1 | plate) + (1 | sample)", pen, budgets=[0, 2, 6, 24], folds=3)
+    assert all(v <= n for v, n in zip(res.best_fit_.budgets.values(), (24, 6)))
+
+
+def test_cv_warns_when_the_choice_sits_at_the_edge_of_the_grid():
+    df = simulate(K=12, n_per=10, n_nonzero=6, effect=2.0, seed=1)
+    with pytest.warns(hm.HierMIOWarning, match="cv chose budget 2, the largest one tried"):
+        res = hm.cv("y ~ x + (1 | g)", df, budgets=[0, 1, 2], folds=3)
+    assert res.best_budget_ == 2
