@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .design import random_design_matrix
 from .inference import cluster_robust
 
 if TYPE_CHECKING:
     from .results import MIOFit
 
-__all__ = ["Summary"]
+__all__ = ["Summary", "ranking"]
 
 
 def _fmt(x: float) -> str:
@@ -91,6 +92,16 @@ class Summary:
         lines.append(tab.to_string(index=False))
         groups = ", ".join(f"{t.term.group_name}, {t.n_levels}" for t in d.group_terms)
         lines.append(f"Number of obs: {d.n}" + (f", groups:  {groups}" if groups else ""))
+        for t in d.group_terms:
+            k = d.terms.index(t)
+            eff = f._term_effects(k)
+            on = (eff != 0).any(axis=1).to_numpy()
+            sizes = np.bincount(t.codes, minlength=t.n_levels)
+            picks = [f"{lv} ({'+' if e > 0 else '-'}, {n})" for lv, e, n, sel in
+                     zip(eff.index, eff.iloc[:, 0], sizes, on) if sel]
+            if picks:
+                more = f", ... {len(picks) - 20} more" if len(picks) > 20 else ""
+                lines.append(f"Selected levels of {t.term.group_name} (sign, rows): {', '.join(picks[:20])}{more}")
         if d.terms:
             icc = f.icc.dropna()
             if len(icc):
@@ -110,3 +121,85 @@ class Summary:
 
     def _repr_pretty_(self, p, cycle):  # IPython
         p.text(str(self))
+
+
+def ranking(fit: "MIOFit", stability: pd.DataFrame | None = None, reference=None) -> dict[str, pd.DataFrame]:
+    """Which clusters are atypical: one table per grouping factor, strongest evidence first.
+
+    "Atypical" means the strongest evidence of a deviation from the population: the objective a
+    level's effect buys (``gain``, the fall in the certified L0-ridge objective when its columns are
+    freed, about n_k x deviation^2), so a large cluster with a moderate deviation outranks a tiny
+    cluster with a large one. Columns: the level's rows (``size``); its refitted effects (one column
+    per coefficient) and their model-based standard errors (``se ...``: sigma^2 (D'D)^{-1} on the
+    support; the cluster-robust ones are degenerate for a cluster's own effect); ``sign`` of the
+    first coefficient; ``selected``; ``gain`` (for an unselected level: what freeing it would buy);
+    ``frequency`` from :func:`hiermio.stability` when given; and ``lme4 ...``, the BLUPs of a
+    reference :func:`hiermio.lmer` fit, joined by level.
+
+    >>> import hiermio as hm
+    >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=3)
+    >>> table = fit.ranking()["Subject"]
+    >>> table.selected.head(3).tolist(), bool(table.gain.is_monotonic_decreasing)
+    ([True, True, True], True)
+    """
+    d, problem = fit.design, fit.problem
+    s = np.asarray(fit.support, dtype=float)
+    base = problem.value(s)
+    se_all = _effect_standard_errors(fit)
+    out = {}
+    for term0 in d.group_terms:
+        name = term0.term.group_name
+        ks = [k for k, t in enumerate(d.terms) if t.term.group == term0.term.group]
+        offsets = d.term_offsets()
+        frame = pd.DataFrame(index=pd.Index(term0.levels, name=name))
+        frame["size"] = np.bincount(term0.codes, minlength=term0.n_levels)
+        gains = np.zeros(term0.n_levels)
+        for level in range(term0.n_levels):
+            cols = np.concatenate([offsets[k] + level * d.terms[k].q + np.arange(d.terms[k].q) for k in ks])
+            units = np.unique(problem.unit_of_col[cols])
+            toggled = s.copy()
+            if s[units].any():
+                toggled[units] = 0.0
+                gains[level] = problem.value(toggled) - base
+            else:
+                toggled[units] = 1.0
+                gains[level] = base - problem.value(toggled)
+        for k in ks:
+            t = d.terms[k]
+            eff = fit._term_effects(k)
+            se = se_all[offsets[k]: offsets[k] + t.n_columns].reshape(t.n_levels, t.q)
+            suffix = f" [{t.term.label}]" if len(ks) > 1 else ""
+            for j, c in enumerate(t.coef_names):
+                frame[f"{c}{suffix}"] = eff.iloc[:, j].to_numpy()
+                frame[f"se {c}{suffix}"] = se[:, j]
+        first = fit._term_effects(ks[0]).iloc[:, 0].to_numpy()
+        frame["sign"] = np.where(first > 0, "+", np.where(first < 0, "-", ""))
+        frame["selected"] = np.any([(fit._term_effects(k) != 0).any(axis=1).to_numpy() for k in ks], axis=0)
+        frame["gain"] = gains
+        if stability is not None:
+            cols = [c for c in stability.columns if any(c == d.terms[k].term.label for k in ks)]
+            if cols:
+                frame["frequency"] = stability[cols].max(axis=1).reindex(frame.index).to_numpy()
+        if reference is not None:
+            blups = reference.ranef().get(name)
+            if blups is not None:
+                for c in blups.columns:
+                    frame[f"lme4 {c}"] = blups[c].reindex(frame.index).to_numpy()
+        out[name] = frame.sort_values("gain", ascending=False, kind="stable")
+    return out
+
+
+def _effect_standard_errors(fit: "MIOFit") -> np.ndarray:
+    """Model-based standard errors of the cluster effects on the support (NaN off it)."""
+    d = fit.design
+    cols = np.flatnonzero(fit.gamma != 0)
+    out = np.full(d.n_columns, np.nan)
+    if len(cols) == 0:
+        return out
+    Z = random_design_matrix(d).tocsc()[:, cols].toarray()
+    D = np.hstack([d.X, Z])
+    w = d.weights if d.weights is not None else np.ones(d.n)
+    A = D.T @ (D * w[:, None]) + np.diag(np.concatenate([np.zeros(d.p), fit.estimate_mu[cols]]))
+    cov = np.linalg.solve(A, np.eye(A.shape[0])) * fit.sigma**2
+    out[cols] = np.sqrt(np.clip(np.diag(cov)[d.p:], 0, None))
+    return out

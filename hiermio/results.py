@@ -307,6 +307,16 @@ class MIOFit:
         return pd.Series(pred, index=newdata.index, name="predicted")
 
     # ------------------------------------------------------------------ reports
+    def ranking(self, stability: pd.DataFrame | None = None, reference: Any = None) -> dict[str, pd.DataFrame]:
+        """Which clusters are atypical, strongest evidence first (see :func:`hiermio.reports.ranking`).
+
+        ``stability``: :attr:`hiermio.Stability.frequencies` to join; ``reference``: an
+        :func:`hiermio.lmer` fit whose BLUPs are joined by level.
+        """
+        from .reports import ranking
+
+        return ranking(self, stability, reference)
+
     def summary(self) -> "Summary":
         """An lme4-style summary (print it)."""
         from .reports import Summary  # reports read fits; fits do not depend on reports

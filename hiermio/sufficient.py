@@ -220,6 +220,7 @@ class SufficientStats(InnerProblem):
         value = max(0.0, self.yty - gamma @ self.Zty)
         ztr = self.Zty - self.ZtX @ delta - Ggamma
         k = self.y_scale
+        gamma = gamma + 0.0  # no -0.0 for columns off the support
         beta = (self.beta_map @ (self.a + delta) + self.beta_shift) * k
         return Evaluation(float(value) * k * k, -(ztr**2) / self.mu * (k * k), beta, gamma * k, ztr * k, H,
                           self.beta_map)
