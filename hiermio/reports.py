@@ -18,12 +18,13 @@ import pandas as pd
 from scipy import stats
 
 from .design import random_design_matrix
+from .exceptions import HierMIOError
 from .inference import cluster_robust
 
 if TYPE_CHECKING:
     from .results import MIOFit
 
-__all__ = ["Summary", "ranking"]
+__all__ = ["Summary", "ranking", "plot_effects"]
 
 
 def _fmt(x: float) -> str:
@@ -203,3 +204,41 @@ def _effect_standard_errors(fit: "MIOFit") -> np.ndarray:
     cov = np.linalg.solve(A, np.eye(A.shape[0])) * fit.sigma**2
     out[cols] = np.sqrt(np.clip(np.diag(cov)[d.p:], 0, None))
     return out
+
+
+def plot_effects(fit: "MIOFit", group: str | None = None, coef: str = "(Intercept)", level: float = 0.95):
+    """Caterpillar plot of one grouping factor's effects (R's ``dotplot(ranef(fit))``): selected
+    levels with their refitted effect and a ``level`` interval from the model-based SE, unselected
+    levels at zero, marked apart."""
+    import matplotlib.pyplot as plt
+    from scipy import stats as st
+
+    table = ranking(fit)
+    name = group if group is not None else next(iter(table))
+    if name not in table:
+        raise HierMIOError(f"group must be one of {list(table)}, got {name!r}")
+    t = table[name]
+    col = next((c for c in t.columns if c == coef or c.startswith(f"{coef} [")), None)
+    if col is None:
+        raise HierMIOError(f"coef must be one of the effects of {name!r}: "
+                           f"{[c for c in t.columns if c.startswith('(')]}; got {coef!r}")
+    t = t.sort_values(col, kind="stable")
+    q = st.norm.ppf((1 + level) / 2)
+    y = np.arange(len(t))
+    on = t.selected.to_numpy()
+    fig, ax = plt.subplots(figsize=(6.5, max(3.0, 0.17 * len(t) + 1.2)))
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.errorbar(t[col][on], y[on], xerr=q * t[f"se {col}"][on], fmt="o", color="C3", capsize=2,
+                label=f"selected: refitted effect, {100 * level:g}% interval")
+    ax.scatter(t[col][~on], y[~on], marker="x", color="grey", label="not selected: the population (0)")
+    labels = [str(v) for v in t.index]
+    if len(t) <= 60:
+        ax.set_yticks(y, labels, fontsize=7 if len(t) > 30 else 9)
+    else:
+        ax.set_yticks([])
+    ax.set_xlabel(f"{col} effect")
+    ax.set_ylabel(name)
+    ax.set_title(f"{name}: {int(on.sum())} of {len(t)} levels differ from the population")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -317,6 +317,12 @@ class MIOFit:
 
         return ranking(self, stability, reference)
 
+    def plot(self, group: str | None = None, coef: str = "(Intercept)"):
+        """Caterpillar plot of the cluster effects, zeros marked apart (see :func:`hiermio.reports.plot_effects`)."""
+        from .reports import plot_effects
+
+        return plot_effects(self, group, coef)
+
     def summary(self) -> "Summary":
         """An lme4-style summary (print it)."""
         from .reports import Summary  # reports read fits; fits do not depend on reports

@@ -48,3 +48,18 @@ def test_ranking_joins_lme4s_blups_by_level():
     table = fit.ranking(reference=ref)["Subject"]
     blups = ref.ranef()["Subject"]["(Intercept)"]
     np.testing.assert_allclose(table["lme4 (Intercept)"], blups.reindex(table.index))
+
+
+def test_caterpillar_plot_marks_selected_and_population_levels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    df = simulate(K=9, n_per=8, n_nonzero=3, effect=1.5, seed=3)
+    fit = hm.fit("y ~ x + (1 | g)", df, 3)
+    fig = fit.plot()
+    ax = fig.axes[0]
+    assert ax.get_title() == "g: 3 of 9 levels differ from the population"
+    crosses = ax.collections[-1].get_offsets()
+    assert len(crosses) == 6 and np.all(np.asarray(crosses)[:, 0] == 0)
+    with pytest.raises(hm.HierMIOError, match="coef must be one of the effects"):
+        fit.plot(coef="Days")
