@@ -17,7 +17,8 @@
 # - **MIO**: the budget is chosen on the validation rows over 0..K, then the model is refit on
 #   training + validation (the paper's §2.2.1). Its ridge is small (1e-4 of the median per-level
 #   z'z; the paper: "any relatively small value"): the covariates carry the cluster effects, so
-#   shrinking large effects leaks into β.
+#   shrinking large effects during the selection leaks into which clusters are chosen. The reported
+#   estimates are refitted without the ridge on the selected support (hiermio's default).
 # - **Test MSE** treats the test rows as rows of new clusters, as the paper's Figure 2 does: MIO
 #   predicts them by the soft rule (a CART tree's class probabilities times the effects), lme4 at
 #   population level.
