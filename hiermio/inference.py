@@ -36,7 +36,7 @@ from .exceptions import HierMIOError
 if TYPE_CHECKING:
     from .results import MIOFit
 
-__all__ = ["RobustCovariance", "cluster_robust", "default_cluster"]
+__all__ = ["RobustCovariance", "cluster_robust", "default_cluster", "support_system"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,18 @@ class RobustCovariance:
     def df(self) -> int:
         """Degrees of freedom of the t statistics: clusters - 1."""
         return self.n_clusters - 1
+
+
+def support_system(fit: "MIOFit") -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
+    """D = [X : Z_S] (the fixed part and the selected columns), the prior weights w, and the
+    penalised cross product A = D'WD + P whose inverse the reported estimates solve with (P: the
+    refit's tiny ridge on the selected columns, or the selection's ridge with ``refit=False``)."""
+    d = fit.design
+    cols = np.flatnonzero(fit.gamma != 0)
+    D = sp.hstack([sp.csc_matrix(d.X), random_design_matrix(d).tocsc()[:, cols]]).tocsc()
+    w = d.weights if d.weights is not None else np.ones(d.n)
+    penalty = np.concatenate([np.zeros(d.p), fit.estimate_mu[cols]])
+    return D, w, (D.T @ sp.diags(w) @ D).toarray() + np.diag(penalty)
 
 
 def default_cluster(fit: "MIOFit") -> str:
@@ -73,14 +85,8 @@ def cluster_robust(fit: "MIOFit", cluster: str | None = None) -> RobustCovarianc
     codes, G = term.codes, term.n_levels
     if G < 2:
         raise HierMIOError(f"cluster-robust standard errors need at least 2 clusters; {name!r} has {G}")
-    Z = random_design_matrix(d).tocsc()
-    cols = np.flatnonzero(fit.gamma != 0)
-    D = sp.hstack([sp.csc_matrix(d.X), Z[:, cols]]).tocsc()
-    w = d.weights if d.weights is not None else np.ones(d.n)
+    D, w, A = support_system(fit)
     e = fit.residuals().to_numpy()
-    # the penalty the reported estimates carry (the refit's tiny one, or the selection's ridge)
-    penalty = np.concatenate([np.zeros(d.p), fit.estimate_mu[cols]])
-    A = (D.T @ sp.diags(w) @ D).toarray() + np.diag(penalty)
     bread = np.linalg.solve(A, np.eye(A.shape[0]))
     indicator = sp.csr_matrix((np.ones(d.n), (codes, np.arange(d.n))), shape=(G, d.n))
     scores = np.asarray((indicator @ sp.diags(w * e) @ D).todense())  # (G, k)

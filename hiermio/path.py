@@ -156,8 +156,7 @@ def check_budget_list(budgets: Any, caller: str) -> list[int]:
 
 
 def _warn_capped(design, budgets: list[int], selection: str) -> None:
-    sizes = ({t.term.label: t.n_columns for t in design.terms} if selection == "column"
-             else {t.term.group: t.n_levels for t in design.terms})
+    sizes = SelectionProblem.group_sizes_of(design, selection)
     over = {name: [b for b in budgets if b > size] for name, size in sizes.items()}
     for name, bs in over.items():
         if bs:

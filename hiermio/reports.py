@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import random_design_matrix
 from .exceptions import HierMIOError
-from .inference import cluster_robust
+from .inference import cluster_robust, support_system
 
 if TYPE_CHECKING:
     from .results import MIOFit
@@ -197,10 +196,7 @@ def _effect_standard_errors(fit: "MIOFit") -> np.ndarray:
     out = np.full(d.n_columns, np.nan)
     if len(cols) == 0:
         return out
-    Z = random_design_matrix(d).tocsc()[:, cols].toarray()
-    D = np.hstack([d.X, Z])
-    w = d.weights if d.weights is not None else np.ones(d.n)
-    A = D.T @ (D * w[:, None]) + np.diag(np.concatenate([np.zeros(d.p), fit.estimate_mu[cols]]))
+    _, _, A = support_system(fit)
     cov = np.linalg.solve(A, np.eye(A.shape[0])) * fit.sigma**2
     out[cols] = np.sqrt(np.clip(np.diag(cov)[d.p:], 0, None))
     return out

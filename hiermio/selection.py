@@ -124,17 +124,28 @@ class SelectionProblem:
         budgets = _resolve_budget(budget, self.group_names, self.group_sizes, self.design, self.selection)
         return replace(self, budgets=budgets, n_evaluations=0)
 
+    @staticmethod
+    def group_sizes_of(design: Design, selection: str = "column") -> dict[str, int]:
+        """Units per budget group: columns per random term, or levels per grouping factor.
+
+        >>> import pandas as pd
+        >>> from hiermio.design import build_design
+        >>> d = build_design("y ~ 1 + (1 + x | g)", pd.DataFrame({"y": [1., 2, 3], "x": [0., 1, 2], "g": [0, 1, 1]}))
+        >>> SelectionProblem.group_sizes_of(d), SelectionProblem.group_sizes_of(d, "cluster")
+        ({'(1 + x | g)': 4}, {'g': 2})
+        """
+        if selection == "cluster":
+            return {t.term.group: t.n_levels for t in design.terms}
+        return {t.term.label: t.n_columns for t in design.terms}
+
     @classmethod
     def check_budget(cls, design: Design, budget: Budget, selection: str = "column") -> None:
         """Raise the error :meth:`build` would for ``budget``, without touching the rows."""
-        names = [t.term.label for t in design.terms] if selection == "column" \
-            else list(dict.fromkeys(t.term.group for t in design.terms))
-        sizes = [t.n_columns for t in design.terms] if selection == "column" \
-            else [next(t.n_levels for t in design.terms if t.term.group == f) for f in names]
-        _resolve_budget(budget, names, np.array(sizes), design, selection)
+        sizes = cls.group_sizes_of(design, selection)
+        _resolve_budget(budget, list(sizes), np.array(list(sizes.values())), design, selection)
 
-    @staticmethod
-    def capped_budget(design: Design, budget: int, selection: str = "column") -> dict[str, int]:
+    @classmethod
+    def capped_budget(cls, design: Design, budget: int, selection: str = "column") -> dict[str, int]:
         """``budget`` for every group, capped at the group's size (for sweeps and folds).
 
         >>> import pandas as pd
@@ -143,11 +154,7 @@ class SelectionProblem:
         >>> SelectionProblem.capped_budget(d, 5)
         {'(1 | g)': 2}
         """
-        if selection == "cluster":
-            sizes = {t.term.group: t.n_levels for t in design.terms}
-        else:
-            sizes = {t.term.label: t.n_columns for t in design.terms}
-        return {k: min(int(budget), n) for k, n in sizes.items()}
+        return {k: min(int(budget), n) for k, n in cls.group_sizes_of(design, selection).items()}
 
     # ------------------------------------------------------------------ evaluation
     def columns(self, s_unit: np.ndarray) -> np.ndarray:

@@ -148,8 +148,7 @@ def cv(
     design = build_design(parsed, data, na_action=control.na_action, weights=fit_options.get("weights"),
                           offset=fit_options.get("offset"))
     data = data.loc[design.rows]
-    sizes = [t.n_columns for t in design.terms] if control.selection == "column" \
-        else [t.n_levels for t in design.terms]
+    sizes = list(SelectionProblem.group_sizes_of(design, control.selection).values())
     if isinstance(budgets, str):
         if budgets != "auto":
             raise BudgetError(f"budgets must be 'auto' or a list of whole numbers, got {budgets!r}")
