@@ -182,8 +182,7 @@ def build_problem(formula: str, data: pd.DataFrame, budget: Budget, control: Fit
     (18, [3], 2)
     """
     design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
-    SelectionProblem.check_budget(design, budget, control.selection)
-    mu = default_mu(design, control.ridge)
+    mu = default_mu(design, control.ridge)  # cheap; SelectionProblem.build checks the budget before the pass
     return SelectionProblem.build(design, budget, mu, control.selection)
 
 
@@ -245,7 +244,7 @@ def make_fit(problem: SelectionProblem, solution: Solution, control: FitControl 
     notes = solver_warnings(cert, control, problem)
     design = problem.design
     return MIOFit(design=design, problem=problem, budget=problem.budget_record(), support=support, beta=ev.beta,
-                  gamma=ev.gamma, mu=stats.mu, ridge=control.ridge, rss=max(rss, 0.0),
+                  gamma=ev.gamma, mu=stats.mu, estimate_mu=inner.mu, ridge=control.ridge, rss=max(rss, 0.0),
                   fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert, timings=timings, control=control,
                   warnings=[*design.messages, *notes], solver_warnings=notes)
 

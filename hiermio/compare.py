@@ -21,7 +21,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from .control import FitControl
+from .control import VECTOR_OPTIONS, FitControl
 from .design import build_design, group_labels, carry_vector_options
 from .exceptions import HierMIOError
 from .formula import parse_formula
@@ -153,7 +153,7 @@ def compare(
     the population level. New clusters in the test set
     are predicted at population level by lme4 and MIO alike.
     """
-    control = FitControl.from_options(fit_options, "compare", extra=("weights", "offset"))
+    control = FitControl.from_options(fit_options, "compare", extra=VECTOR_OPTIONS)
     if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
         raise HierMIOError(f"methods must be a list of method names among {list(METHODS)}, got {methods!r}")
     unknown = [m for m in methods if m not in METHODS]
@@ -172,7 +172,7 @@ def compare(
     design = build_design(parsed, data, na_action=control.na_action, weights=weights, offset=offset)
     if "mio" in methods and not (isinstance(budget, str) and budget == "cv"):
         SelectionProblem.check_budget(design, budget, control.selection)
-    fit_options = {**control.as_dict(), **{k: fit_options[k] for k in ("weights", "offset") if k in fit_options}}
+    fit_options = control.fit_keywords(fit_options)
     train = data.loc[design.rows]
     if test is not None:
         # the test rows are built with the training design (its factor levels and transforms)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .exceptions import HierMIOError
 
-__all__ = ["FitControl", "MIN_RIDGE", "REFIT_RIDGE", "check_integer", "check_choice"]
+__all__ = ["FitControl", "MIN_RIDGE", "REFIT_RIDGE", "VECTOR_OPTIONS", "check_integer", "check_choice"]
 
 # Below this relative ridge weight the cluster effects of a full support and the intercept are
 # numerically indistinguishable (the profiled information on the fixed effects is singular to
@@ -33,6 +33,8 @@ MIN_RIDGE = 1e-6
 # beyond the 7th digit, large enough to identify what the data alone cannot.
 REFIT_RIDGE = 1e-7
 _MAX_SEED = 2**31 - 1  # SCIP's random seeds are C ints
+# per-row arguments of a fit that are data, not options: loops accept them beside the options
+VECTOR_OPTIONS = ("weights", "offset")
 
 
 def check_integer(value: Any, name: str, low: int | None = None, high: int | None = None) -> int:
@@ -159,6 +161,15 @@ class FitControl:
                 raise HierMIOError(f"{caller}() got an unknown option {key!r}{hint}; its options are "
                                    + ", ".join(known))
         return cls(**{k: v for k, v in options.items() if k in cls.names()})
+
+    def fit_keywords(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The keywords of :func:`hiermio.fit`: these options, and ``weights`` / ``offset`` from
+        ``options`` when the caller was given them (loops pass both on to every fit).
+
+        >>> FitControl(seed=2).fit_keywords({"weights": "w", "ridge": 9})["weights"]
+        'w'
+        """
+        return {**self.as_dict(), **{k: options[k] for k in VECTOR_OPTIONS if k in options}}
 
     def updated(self, **changes: Any) -> "FitControl":
         """A copy with ``changes`` applied (and validated)."""

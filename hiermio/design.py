@@ -36,7 +36,7 @@ from .rsyntax import Name, Node, deparse, parse
 from .variables import Value, combine_factors, evaluate, r_label, referenced_columns
 
 __all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns", "vector_args_as_columns",
-           "carry_vector_options", "random_design_matrix"]
+           "carry_vector_options", "random_design_matrix", "constant_columns"]
 
 
 @dataclass
@@ -303,6 +303,15 @@ def _finite(a: np.ndarray, what: str, names: Sequence[str] | None = None) -> np.
     return a
 
 
+def constant_columns(X: np.ndarray) -> list[int]:
+    """Columns holding one nonzero value on every row: intercepts, whatever their name.
+
+    >>> constant_columns(np.array([[1., 3, 0], [1., 4, 0]]))
+    [0]
+    """
+    return [j for j in range(X.shape[1]) if len(X) and X[0, j] != 0 and np.all(X[:, j] == X[0, j])]
+
+
 def _centered(X: np.ndarray) -> np.ndarray:
     """X with every column but the intercept centred, when there is an intercept column.
 
@@ -313,7 +322,7 @@ def _centered(X: np.ndarray) -> np.ndarray:
     >>> _centered(np.array([[1., 1e8], [1., 1e8 + 2]])).tolist()
     [[1.0, -1.0], [1.0, 1.0]]
     """
-    const = [j for j in range(X.shape[1]) if len(X) and X[0, j] != 0 and np.all(X[:, j] == X[0, j])]
+    const = constant_columns(X)
     if not const:
         return X
     out = X - X.mean(axis=0)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .api import fit
-from .control import FitControl
+from .control import VECTOR_OPTIONS, FitControl
 from .exceptions import HierMIOWarning
 from .lme4 import lmer_status  # noqa: F401 - R's compare_lmer decides lme4's status with it
 from .results import MIOFit
@@ -98,7 +98,7 @@ def fit_object(formula: str, data: pd.DataFrame, budget: Any, **options: Any) ->
     Its warnings are not printed here: they travel in ``res.warnings`` and R raises them as R warnings.
     """
     options = {k: _whole(v) if k in ("seed", "threads", "enumerate_below") else v for k, v in options.items()}
-    control = FitControl.from_options(options, "hmio", extra=("weights", "offset"))
+    control = FitControl.from_options(options, "hmio", extra=VECTOR_OPTIONS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HierMIOWarning)
         return fit(formula, data, _whole(budget), progress=False, weights=options.get("weights"),

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from .exceptions import HierMIOError
-from .inference import cluster_robust, support_system
+from .inference import support_system
 
 if TYPE_CHECKING:
     from .results import MIOFit
@@ -46,7 +46,7 @@ class Summary:
         if kind == "robust" and not f.design.terms:
             kind = "conditional"  # no clusters: ordinary least squares
         se = np.sqrt(np.clip(np.diag(f.vcov(kind).to_numpy()), 0, None))
-        df = cluster_robust(f).df if kind == "robust" else max(f.df_residual, 1)
+        df = f.robust().df if kind == "robust" else max(f.df_residual, 1)
         t = fe / se
         return pd.DataFrame({"Estimate": fe, "Std. Error": se, "t value": t,
                              "Pr(>|t|)": 2 * stats.t.sf(np.abs(t), df)}, index=fe.index)
@@ -55,7 +55,7 @@ class Summary:
         f = self.fit
         if not f.design.terms:
             return "std. errors of ordinary least squares"
-        cr = cluster_robust(f)
+        cr = f.robust()
         return f"std. errors cluster-robust (CR1) by {cr.cluster}, {cr.n_clusters} clusters; t on {cr.df} df"
 
     def __str__(self) -> str:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .control import REFIT_RIDGE, FitControl
+from .control import FitControl
 from .design import Design
-from .inference import cluster_robust
+from .inference import RobustCovariance, cluster_robust
 from .exceptions import DataError, HierMIOError
 from .newclusters import RULES, TermTraining, check_rule
 from .certificate import Certificate
@@ -65,11 +65,14 @@ class MIOFit:
     certificate: Certificate
     timings: dict[str, float] = field(default_factory=dict)  # seconds: design, first_solution, search, total
     control: FitControl | None = field(default=None, repr=False)  # the options of the fit
+    # the ridge weights the reported estimates carry: the refit's tiny ones, or the selection's mu
+    estimate_mu: np.ndarray | None = field(default=None, repr=False)
     # everything the user was warned about: dropped rows and columns, then the solver's notes
     warnings: list[str] = field(default_factory=list, repr=False)
     solver_warnings: list[str] = field(default_factory=list, repr=False)
     tree_depth: int | None = None  # depth of the new-cluster trees; None: ceil(log2 K)
     _rule_cache: dict = field(default_factory=dict, repr=False)  # trees of the new-level rules
+    _robust_cache: dict = field(default_factory=dict, repr=False)  # robust covariances by cluster
 
     # ------------------------------------------------------------------ lme4 names
     @property
@@ -123,11 +126,12 @@ class MIOFit:
     def df_residual(self) -> int:
         return self.nobs - self.design.p - self.n_nonzero
 
-    @property
-    def estimate_mu(self) -> np.ndarray:
-        """The ridge weights the reported estimates carry: the refit's tiny ones, or the selection's."""
-        refit = self.control is None or self.control.refit
-        return self.mu * REFIT_RIDGE if refit else self.mu
+    def robust(self, cluster: str | None = None) -> RobustCovariance:
+        """The cluster-robust covariance (:func:`hiermio.inference.cluster_robust`), computed once per
+        clustering factor: it needs a pass over the rows."""
+        if cluster not in self._robust_cache:
+            self._robust_cache[cluster] = cluster_robust(self, cluster)
+        return self._robust_cache[cluster]
 
     def vcov(self, kind: str = "robust", cluster: str | None = None) -> pd.DataFrame:
         """Covariance of the fixed effects.
@@ -144,7 +148,7 @@ class MIOFit:
         """
         names = list(self.design.fixed_names)
         if kind == "robust":
-            cov = cluster_robust(self, cluster).cov
+            cov = self.robust(cluster).cov
         elif kind == "conditional":
             cov = self.fixed_cov_unscaled * self.sigma**2
         else:
@@ -168,7 +172,7 @@ class MIOFit:
             boot = bootstrap(self, B=B, level=level, random_state=random_state, progress=False)
             return pd.DataFrame({lo: boot.iloc[:, 2].to_numpy(), hi: boot.iloc[:, 3].to_numpy()}, index=fe.index)
         se = np.sqrt(np.clip(np.diag(self.vcov(kind, cluster).to_numpy()), 0, None))
-        df = cluster_robust(self, cluster).df if kind == "robust" else max(self.df_residual, 1)
+        df = self.robust(cluster).df if kind == "robust" else max(self.df_residual, 1)
         q = stats.t.ppf((1 + level) / 2, df)
         return pd.DataFrame({lo: fe - q * se, hi: fe + q * se}, index=fe.index)
 

@@ -23,7 +23,7 @@ import pandas as pd
 from joblib import delayed
 
 from .api import fit
-from .control import FitControl, check_integer
+from .control import VECTOR_OPTIONS, FitControl, check_integer
 from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
@@ -107,7 +107,7 @@ def stability(
     ``certify=True`` runs branch-and-bound on each. Other keywords go to :func:`hiermio.fit`.
     Ctrl-C stops the fits (:class:`hiermio.Interrupted`).
     """
-    control = FitControl.from_options({**fit_options, "certify": certify}, "stability", extra=("weights", "offset"))
+    control = FitControl.from_options({**fit_options, "certify": certify}, "stability", extra=VECTOR_OPTIONS)
     B = check_integer(B, "B", 2)
     if B % 2:
         raise HierMIOError(f"B must be an even number of fits (complementary pairs), at least 2; got {B!r}")
@@ -125,7 +125,7 @@ def stability(
         for idx in shuffled_clusters(labels, rng):
             first[idx[: len(idx) // 2]] = True
         halves += [first, ~first]
-    options = {**control.as_dict(), **{k: fit_options[k] for k in ("weights", "offset") if k in fit_options}}
+    options = control.fit_keywords(fit_options)
     jobs = (delayed(_selected)(formula, data.iloc[np.flatnonzero(h)], budget, options) for h in halves)
     try:
         results = run_parallel(jobs, n_jobs, progress, desc="half-sample fits")

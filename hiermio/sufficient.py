@@ -44,7 +44,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from .design import Design, random_design_matrix
+from .design import Design, constant_columns, random_design_matrix
 from .inner import Evaluation, InnerProblem
 from .exceptions import NumericalError
 
@@ -77,7 +77,7 @@ class FixedBasis:
     @classmethod
     def build(cls, X: np.ndarray, sw: np.ndarray | None) -> "FixedBasis":
         n, p = X.shape
-        const = [j for j in range(p) if n and X[0, j] != 0 and np.all(X[:, j] == X[0, j])]
+        const = constant_columns(X)
         intercept = const[0] if const else None
         means = np.zeros(p)
         T = np.eye(p)

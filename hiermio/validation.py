@@ -25,7 +25,7 @@ from joblib import delayed
 from sklearn.model_selection import GroupKFold
 
 from .api import fit
-from .control import FitControl, check_choice, check_integer
+from .control import VECTOR_OPTIONS, FitControl, check_choice, check_integer
 from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
@@ -132,7 +132,7 @@ def cv(
     proven gap, see :func:`hiermio.path`); ``certify=True`` runs branch-and-bound on every fold
     and budget. The final fit at the chosen budget is certified either way. Folds run in parallel through joblib with ``n_jobs``.
     """
-    control = FitControl.from_options(fit_options, "cv", extra=("weights", "offset"))
+    control = FitControl.from_options(fit_options, "cv", extra=VECTOR_OPTIONS)
     parsed = parse_formula(formula)
     if not parsed.random:
         raise HierMIOError("cv chooses the budget of random terms; the formula has none")
@@ -166,7 +166,7 @@ def cv(
         splits = list(GroupKFold(n_splits=folds).split(data, groups=labels.to_numpy()))
     else:
         splits = list(scheme.split(data, groups=labels.to_numpy()))
-    options = {**control.as_dict(), **{k: fit_options[k] for k in ("weights", "offset") if k in fit_options}}
+    options = control.fit_keywords(fit_options)
     fold_options = {**options, "certify": certify}
     jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features,
                                   fold_options)
