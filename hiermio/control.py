@@ -66,7 +66,11 @@ def _check_real(value: Any, name: str, ok, rule: str) -> float:
 
 
 def check_choice(value: Any, name: str, choices: tuple) -> Any:
-    """``value`` if it is one of ``choices``, else an error listing them."""
+    """``value`` if it is one of ``choices``, else an error listing them.
+
+    >>> check_choice("min", "rule", ("min", "1se"))
+    'min'
+    """
     if not isinstance(value, str) or value not in choices:
         raise HierMIOError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value

@@ -56,7 +56,14 @@ class RobustCovariance:
 def support_system(fit: "MIOFit") -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
     """D = [X : Z_S] (the fixed part and the selected columns), the prior weights w, and the
     penalised cross product A = D'WD + P whose inverse the reported estimates solve with (P: the
-    refit's tiny ridge on the selected columns, or the selection's ridge with ``refit=False``)."""
+    refit's tiny ridge on the selected columns, or the selection's ridge with ``refit=False``).
+
+    >>> import hiermio as hm
+    >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=4)
+    >>> D, w, A = support_system(fit)
+    >>> D.shape, A.shape
+    ((180, 6), (6, 6))
+    """
     d = fit.design
     cols = np.flatnonzero(fit.gamma != 0)
     D = sp.hstack([sp.csc_matrix(d.X), random_design_matrix(d).tocsc()[:, cols]]).tocsc()

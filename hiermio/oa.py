@@ -348,7 +348,16 @@ def n_full_supports(problem: SelectionProblem) -> int:
 
 def enumerate_supports(problem: SelectionProblem, t0: float | None = None) -> tuple[np.ndarray, Certificate]:
     """The optimal support by evaluating every full support: exact, and faster than a search
-    when there are a few thousand of them."""
+    when there are a few thousand of them.
+
+    >>> import pandas as pd
+    >>> from hiermio.design import build_design
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 9, 9], "g": list("aabbcc")})
+    >>> sel = SelectionProblem.build(build_design("y ~ 1 + (1 | g)", df), 1, np.ones(3))
+    >>> support, cert = enumerate_supports(sel)
+    >>> support.tolist(), cert.status, cert.evaluations
+    ([0.0, 0.0, 1.0], 'optimal', 3)
+    """
     t0 = time.perf_counter() if t0 is None else t0
     n0 = problem.n_evaluations
     groups = [np.flatnonzero(problem.group_of_unit == g) for g in range(len(problem.budgets))]

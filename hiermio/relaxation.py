@@ -91,7 +91,16 @@ class LowerBound(ABC):
 
 
 class FrankWolfeBound(LowerBound):
-    """The perspective relaxation solved by Frank-Wolfe (:func:`frank_wolfe`)."""
+    """The perspective relaxation solved by Frank-Wolfe (:func:`frank_wolfe`).
+
+    >>> import pandas as pd
+    >>> from hiermio.design import build_design
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 9, 9], "g": list("aabbcc")})
+    >>> sel = SelectionProblem.build(build_design("y ~ 1 + (1 | g)", df), 1, np.ones(3))
+    >>> _, bound = FrankWolfeBound().bound(sel, np.full(3, 1 / 3), np.zeros(3), np.ones(3), iterations=50)
+    >>> bool(bound <= min(sel.value(np.eye(3)[k]) for k in range(3)))
+    True
+    """
 
     def bound(self, problem, start, lower, upper, *, iterations, cutoff=np.inf, deadline=None):
         return frank_wolfe(problem, start, lower, upper, iterations=iterations, cutoff=cutoff, deadline=deadline)

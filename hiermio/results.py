@@ -159,7 +159,13 @@ class MIOFit:
                 B: int = 200, random_state: int = 0) -> pd.DataFrame:
         """Intervals for the fixed effects: Wald with the ``robust`` (t on clusters - 1 df) or
         ``conditional`` (t on the residual df) covariance, or the cluster ``bootstrap``'s percentiles
-        (:func:`hiermio.bootstrap`, ``B`` screened refits)."""
+        (:func:`hiermio.bootstrap`, ``B`` screened refits).
+
+        >>> import hiermio as hm
+        >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=4)
+        >>> list(fit.confint(0.9).columns)
+        ['5 %', '95 %']
+        """
         from scipy import stats
 
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
