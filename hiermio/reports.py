@@ -142,6 +142,12 @@ def ranking(fit: "MIOFit", stability: pd.DataFrame | None = None, reference=None
     >>> table.selected.head(3).tolist(), bool(table.gain.is_monotonic_decreasing)
     ([True, True, True], True)
     """
+    if stability is not None and hasattr(stability, "frequencies"):  # a Stability result itself
+        stability = stability.frequencies
+    if stability is not None and not isinstance(stability, pd.DataFrame):
+        raise HierMIOError(f"stability must be hiermio.stability(...) or its .frequencies, got {type(stability).__name__}")
+    if reference is not None and not callable(getattr(reference, "ranef", None)):
+        raise HierMIOError(f"reference must be a fit with ranef(), such as hiermio.lmer(...), got {type(reference).__name__}")
     d, problem = fit.design, fit.problem
     s = np.asarray(fit.support, dtype=float)
     base = problem.value(s)

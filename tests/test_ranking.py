@@ -34,6 +34,11 @@ def test_ranking_joins_stability_frequencies_and_summary_lists_selected_levels()
     st = hm.stability("y ~ x + (1 | g)", df, 2, B=4)
     table = fit.ranking(stability=st.frequencies)["g"]
     np.testing.assert_allclose(table.frequency, st.frequencies["(1 | g)"].reindex(table.index))
+    np.testing.assert_allclose(fit.ranking(stability=st)["g"].frequency, table.frequency)
+    with pytest.raises(hm.HierMIOError, match="stability must be hiermio.stability"):
+        fit.ranking(stability=[0.5])
+    with pytest.raises(hm.HierMIOError, match="reference must be a fit with ranef"):
+        fit.ranking(reference="lme4")
     line = next(ln for ln in str(fit.summary()).splitlines() if ln.startswith("Selected levels of g (sign, rows): "))
     for level in table.index[table.selected]:
         sign = "+" if table.loc[level, "(Intercept)"] > 0 else "-"
