@@ -93,7 +93,10 @@ def fit(
         A data frame with every column the formula names.
     budget
         L0 budget: an int for every random term (``selection="column"``) or grouping factor
-        (``"cluster"``), or a dict keyed by term label (``"(1 + Days | Subject)"``) or factor.
+        (``"cluster"``), or a dict keyed by term label (``"(1 + Days | Subject)"``) or factor. A
+        pair ``(below, above)`` for a term with one coefficient per level is a *tail budget*: at
+        most ``below`` levels with a negative effect and ``above`` with a positive one
+        (``{"(1 | school)": (3, 5)}``; the effects are sign-constrained, see :mod:`hiermio.tails`).
     ridge
         Ridge weight on the cluster effects, relative to the median per-level z'z of each column
         (see :func:`default_mu`); at least 1e-6. Fixed effects are not penalized.
@@ -139,6 +142,10 @@ def fit(
     'optimal'
     >>> len(fit.selected["(1 + Days | Subject)"]) <= 5
     True
+    >>> tails = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), {"(1 | Subject)": (1, 2)})
+    >>> effects = tails.ranef()["Subject"]["(Intercept)"]
+    >>> int((effects < 0).sum()), int((effects > 0).sum())
+    (1, 2)
     """
     control = FitControl(ridge=ridge, selection=selection, na_action=na_action, time_limit=time_limit, gap=gap,
                          seed=seed, threads=threads, verbose=verbose, certify=certify,
@@ -238,13 +245,13 @@ def make_fit(problem: SelectionProblem, solution: Solution, control: FitControl 
     # select, then refit: the same support with a ridge too small to shrink what the data identify
     inner = stats.with_mu(stats.mu * REFIT_RIDGE) if control.refit else stats
     ev = inner.evaluate(problem.columns(support))
-    rss = ev.value - float(np.sum(inner.mu * ev.gamma**2))
+    rss = ev.value - float(np.sum(inner.column_mu * ev.gamma**2))
     timings = {"design": design_time, **solution.timings,
                "total": design_time + solution.timings["first_solution"] + solution.timings["search"]}
     notes = solver_warnings(cert, control, problem)
     design = problem.design
     return MIOFit(design=design, problem=problem, budget=problem.budget_record(), support=support, beta=ev.beta,
-                  gamma=ev.gamma, mu=stats.mu, estimate_mu=inner.mu, ridge=control.ridge, rss=max(rss, 0.0),
+                  gamma=ev.gamma, mu=stats.column_mu, estimate_mu=inner.column_mu, ridge=control.ridge, rss=max(rss, 0.0),
                   fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert, timings=timings, control=control,
                   warnings=[*design.messages, *notes], solver_warnings=notes)
 

@@ -46,11 +46,27 @@ class Evaluation:
 
 
 class InnerProblem(ABC):
-    """c(s) and its gradient over the random-effect columns, and the estimates at a support."""
+    """c(s) and its gradient over the random-effect columns, and the estimates at a support.
 
-    m: int  # random-effect columns
+    The selection coordinates s are usually the design's random-effect columns. An inner problem
+    may split a column into several coordinates (sign-constrained effects: one coordinate per
+    sign); ``source`` then maps each coordinate to its design column, while ``Evaluation.gamma``
+    and ``Evaluation.ztr`` stay per design column and ``Evaluation.grad`` is per coordinate.
+    """
+
+    m: int  # selection coordinates
     p: int  # fixed-effect columns
-    mu: np.ndarray  # (m,) ridge weight of each column
+    mu: np.ndarray  # (m,) ridge weight of each coordinate
+
+    @property
+    def source(self) -> np.ndarray:
+        """(m,) the design column of each selection coordinate."""
+        return np.arange(self.m)
+
+    @property
+    def column_mu(self) -> np.ndarray:
+        """The ridge weight of each design column (the penalty is sum of column_mu * gamma^2)."""
+        return self.mu
 
     @abstractmethod
     def evaluate(self, s: np.ndarray) -> Evaluation:

@@ -35,11 +35,14 @@ __all__ = ["fit_for_r", "fit_object", "export_fit", "export_for_r", "predict_for
 
 
 def _whole(value: Any) -> Any:
-    """R sends 5 as 5.0; budgets are whole numbers, so pass whole floats on as ints."""
+    """R sends 5 as 5.0; budgets are whole numbers, so pass whole floats on as ints (and a tail
+    budget c(3, 5), which arrives as a list, as the pair (3, 5))."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
         return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_whole(v) for v in value)
     return value
 
 

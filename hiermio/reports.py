@@ -162,7 +162,7 @@ def ranking(fit: "MIOFit", stability: pd.DataFrame | None = None, reference=None
         gains = np.zeros(term0.n_levels)
         for level in range(term0.n_levels):
             cols = np.concatenate([offsets[k] + level * d.terms[k].q + np.arange(d.terms[k].q) for k in ks])
-            units = np.unique(problem.unit_of_col[cols])
+            units = problem.units_of_columns(cols)
             toggled = s.copy()
             if s[units].any():
                 toggled[units] = 0.0

@@ -223,8 +223,9 @@ class MIOFit:
         return out
 
     @property
-    def budgets(self) -> dict[str, int]:
-        return self.budget.as_dict()
+    def budgets(self) -> dict[str, int | tuple[int, int]]:
+        """The budget as :func:`hiermio.fit` takes it (a (below, above) pair for a tailed term)."""
+        return self.budget.as_budget()
 
     # ------------------------------------------------------------------ fitted values
     def fitted(self) -> pd.Series:

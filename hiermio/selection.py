@@ -29,7 +29,8 @@ from .sufficient import SufficientStats
 
 __all__ = ["Budget", "BudgetRecord", "SelectionProblem"]
 
-Budget = Union[int, Mapping[str, int]]
+Budget = Union[int, Mapping[str, Union[int, tuple[int, int]]]]
+BELOW, ABOVE = "below", "above"  # the two groups of a term with a tail budget
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,26 @@ class BudgetRecord:
     groups: tuple[str, ...]
     budgets: tuple[int, ...]
     sizes: tuple[int, ...]
+    tails: tuple[str, ...] = ()  # terms with a (below, above) budget; their groups are "<term> below/above"
 
     def as_dict(self) -> dict[str, int]:
         return dict(zip(self.groups, self.budgets))
+
+    def as_budget(self) -> dict[str, int | tuple[int, int]]:
+        """The budget as ``fit`` takes it: an int per group, a (below, above) pair per tailed term.
+
+        >>> BudgetRecord("column", ("(1 | g) below", "(1 | g) above"), (1, 2), (5, 5), ("(1 | g)",)).as_budget()
+        {'(1 | g)': (1, 2)}
+        """
+        given = self.as_dict()
+        out: dict[str, int | tuple[int, int]] = {}
+        for name, b in given.items():
+            term = next((t for t in self.tails if name in (f"{t} {BELOW}", f"{t} {ABOVE}")), None)
+            if term is None:
+                out[name] = b
+            elif term not in out:
+                out[term] = (given[f"{term} {BELOW}"], given[f"{term} {ABOVE}"])
+        return out
 
 
 @dataclass
@@ -57,6 +75,7 @@ class SelectionProblem:
     selection: str = "column"
     n_evaluations: int = 0  # evaluations of c so far, for the solver's report
     design: Design | None = field(default=None, repr=False)  # what the units and budgets refer to
+    tails: tuple[str, ...] = ()  # terms whose effects are split by sign, with a (below, above) budget
 
     @property
     def n_units(self) -> int:
@@ -64,7 +83,7 @@ class SelectionProblem:
 
     def budget_record(self) -> BudgetRecord:
         return BudgetRecord(self.selection, tuple(self.group_names), tuple(int(b) for b in self.budgets),
-                            tuple(int(n) for n in self.group_sizes))
+                            tuple(int(n) for n in self.group_sizes), self.tails)
 
     @property
     def group_sizes(self) -> np.ndarray:
@@ -79,17 +98,29 @@ class SelectionProblem:
         selection: Literal["column", "cluster"] = "column",
         stats: InnerProblem | None = None,
     ) -> "SelectionProblem":
-        """Units and budgets for ``design``; ``budget`` is an int (every group) or a dict by group."""
+        """Units and budgets for ``design``; ``budget`` is an int (every group) or a dict by group.
+
+        A dict value ``(below, above)`` is a tail budget for that term (``selection="column"``, a
+        term with one coefficient per level): at most ``below`` levels with a negative effect and
+        ``above`` with a positive one (:mod:`hiermio.tails`).
+        """
         if selection not in ("column", "cluster"):
             raise BudgetError(f"selection must be 'column' or 'cluster', got {selection!r}")
+        per_group = _group_budgets(budget, design, selection)
+        tailed = [i for i, b in enumerate(per_group) if isinstance(b, tuple)]
         unit_of_col, group_of_unit, names = [], [], []
         if selection == "column":
-            n_units = 0
-            for gi, (off, t) in enumerate(zip(design.term_offsets(), design.terms)):
-                unit_of_col.append(np.arange(t.n_columns) + n_units)
-                group_of_unit.append(np.full(t.n_columns, gi))
-                names.append(t.term.label)
-                n_units += t.n_columns
+            signed = np.concatenate([off + np.arange(design.terms[i].n_columns) for i, off in
+                                     enumerate(design.term_offsets()) if i in tailed] or [np.zeros(0, int)])
+            source, sign = _coordinates(design.n_columns if design.terms else 0, signed)
+            term_of_col = np.repeat(np.arange(len(design.terms)), [t.n_columns for t in design.terms])
+            group_index = {}
+            for i, t in enumerate(design.terms):
+                for side, suffix in ([(-1, f" {BELOW}"), (1, f" {ABOVE}")] if i in tailed else [(0, "")]):
+                    group_index[(i, side)] = len(names)
+                    names.append(t.term.label + suffix)
+            group_of_unit = np.array([group_index[(term_of_col[j], sg)] for j, sg in zip(source, sign)], dtype=int)
+            unit_of_col_a = np.arange(len(source))
         else:
             factors = list(dict.fromkeys(t.term.group for t in design.terms))
             first_unit = {}
@@ -102,14 +133,18 @@ class SelectionProblem:
                 n_units += K
             for t in design.terms:
                 unit_of_col.append(first_unit[t.term.group] + np.repeat(np.arange(t.n_levels), t.q))
-        unit_of_col_a = np.concatenate(unit_of_col) if unit_of_col else np.zeros(0, int)
-        group_of_unit_a = np.concatenate(group_of_unit) if group_of_unit else np.zeros(0, int)
-        sizes = np.bincount(group_of_unit_a, minlength=len(names))
-        budgets = _resolve_budget(budget, names, sizes, design, selection)
+            unit_of_col_a = np.concatenate(unit_of_col) if unit_of_col else np.zeros(0, int)
+            group_of_unit = np.concatenate(group_of_unit) if group_of_unit else np.zeros(0, int)
+        sizes = np.bincount(group_of_unit, minlength=len(names))
+        budgets = np.array([x for b in per_group for x in (b if isinstance(b, tuple) else (b,))], dtype=int)
         # the budget is checked before the one pass over the rows
         stats = stats if stats is not None else SufficientStats.from_design(design, mu)
-        return cls(stats, unit_of_col_a.astype(int), group_of_unit_a.astype(int), names, budgets, selection,
-                   design=design)
+        if tailed:
+            from .tails import SignConstrainedStats
+
+            stats = SignConstrainedStats(stats, signed)
+        return cls(stats, unit_of_col_a.astype(int), group_of_unit.astype(int), names, budgets, selection,
+                   design=design, tails=tuple(design.terms[i].term.label for i in tailed))
 
     def with_budget(self, budget: Budget) -> "SelectionProblem":
         """The same units and inner problem under another budget (a path's next step).
@@ -121,7 +156,12 @@ class SelectionProblem:
         >>> sel.with_budget(2).budgets.tolist(), sel.with_budget(2).stats is sel.stats
         ([2], True)
         """
-        budgets = _resolve_budget(budget, self.group_names, self.group_sizes, self.design, self.selection)
+        per_group = _group_budgets(budget, self.design, self.selection)
+        tails = tuple(t.term.label for t, b in zip(self.design.terms, per_group) if isinstance(b, tuple))
+        if tails != self.tails:
+            raise BudgetError(f"this problem has tail budgets on {list(self.tails) or 'no term'}; another budget "
+                              f"must give (below, above) pairs for exactly those terms, got {budget!r}")
+        budgets = np.array([x for b in per_group for x in (b if isinstance(b, tuple) else (b,))], dtype=int)
         return replace(self, budgets=budgets, n_evaluations=0)
 
     @staticmethod
@@ -141,8 +181,7 @@ class SelectionProblem:
     @classmethod
     def check_budget(cls, design: Design, budget: Budget, selection: str = "column") -> None:
         """Raise the error :meth:`build` would for ``budget``, without touching the rows."""
-        sizes = cls.group_sizes_of(design, selection)
-        _resolve_budget(budget, list(sizes), np.array(list(sizes.values())), design, selection)
+        _group_budgets(budget, design, selection)
 
     @classmethod
     def capped_budget(cls, design: Design, budget: int, selection: str = "column") -> dict[str, int]:
@@ -160,6 +199,10 @@ class SelectionProblem:
     def columns(self, s_unit: np.ndarray) -> np.ndarray:
         """Column-level indicator from a unit-level one."""
         return np.asarray(s_unit, dtype=float)[self.unit_of_col]
+
+    def units_of_columns(self, cols: np.ndarray) -> np.ndarray:
+        """The units that switch on any of the design columns ``cols`` (both sides of a tailed column)."""
+        return np.unique(self.unit_of_col[np.isin(self.stats.source, cols)])
 
     def unit_grad(self, ev: Evaluation) -> np.ndarray:
         return np.bincount(self.unit_of_col, weights=ev.grad, minlength=self.n_units)
@@ -187,24 +230,47 @@ class SelectionProblem:
         return s
 
 
-def _resolve_budget(budget: Budget, names: list[str], sizes: np.ndarray, design: Design, selection: str) -> np.ndarray:
+def _coordinates(m: int, signed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from .tails import SignConstrainedStats
+
+    return SignConstrainedStats.layout(m, signed)
+
+
+def _group_budgets(budget: Budget, design: Design, selection: str) -> list[int | tuple[int, int]]:
+    """The budget of each term (or factor) in design order: an int, or a (below, above) pair."""
     what = "random term" if selection == "column" else "grouping factor"
-    if isinstance(budget, Mapping):
-        aliases = _aliases(names, design, selection)
-        unknown = [k for k in budget if k not in aliases]
-        if unknown:
-            raise BudgetError(f"budget names unknown {what}(s) {unknown}; expected keys among {names}")
-        out = np.zeros(len(names), dtype=int)
-        given = set()
-        for key, val in budget.items():
-            gi = aliases[key]
-            out[gi] = _one_budget(val, names[gi], sizes[gi], what)
-            given.add(gi)
-        missing = [names[i] for i in range(len(names)) if i not in given]
-        if missing:
-            raise BudgetError(f"budget gives no value for {what}(s) {missing}")
-        return out
-    return np.array([_one_budget(budget, nm, sz, what) for nm, sz in zip(names, sizes)], dtype=int)
+    sizes = SelectionProblem.group_sizes_of(design, selection)
+    names = list(sizes)
+    if not isinstance(budget, Mapping):
+        return [_one_budget(budget, nm, sizes[nm], what) for nm in names]
+    aliases = _aliases(names, design, selection)
+    unknown = [k for k in budget if k not in aliases]
+    if unknown:
+        raise BudgetError(f"budget names unknown {what}(s) {unknown}; expected keys among {names}")
+    out: list[int | tuple[int, int] | None] = [None] * len(names)
+    for key, val in budget.items():
+        gi = aliases[key]
+        name = names[gi]
+        if isinstance(val, (tuple, list)):
+            out[gi] = _tail_budget(val, name, sizes[name], design.terms[gi] if selection == "column" else None)
+        else:
+            out[gi] = _one_budget(val, name, sizes[name], what)
+    missing = [names[i] for i, b in enumerate(out) if b is None]
+    if missing:
+        raise BudgetError(f"budget gives no value for {what}(s) {missing}")
+    return out
+
+
+def _tail_budget(val, name: str, size: int, term) -> tuple[int, int]:
+    if term is None:
+        raise BudgetError(f"a (below, above) tail budget for {name} needs selection='column'")
+    if term.q != 1:
+        raise BudgetError(f"a (below, above) tail budget needs a term with one coefficient per level (a random "
+                          f"intercept or a single slope); {name} has {term.q}: {term.coef_names}")
+    if len(val) != 2:
+        raise BudgetError(f"a tail budget for {name} is a pair (below, above), got {val!r}")
+    below, above = (_one_budget(v, f"{name} ({side})", size, "random term") for v, side in zip(val, (BELOW, ABOVE)))
+    return below, above
 
 
 def _one_budget(val, name: str, size: int, what: str) -> int:

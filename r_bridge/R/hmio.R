@@ -5,7 +5,10 @@
 #'
 #' @param formula An lme4 formula, e.g. \code{Reaction ~ Days + (Days | Subject)}.
 #' @param data A data frame.
-#' @param budget Whole number (every term), or a named list by term label or grouping factor.
+#' @param budget Whole number (every term), or a named list by term label or grouping factor. A
+#'   value \code{c(below, above)} is a tail budget (as clusterMIO's \code{lambda = c(worst, best)}):
+#'   at most \code{below} levels of that term with a negative effect and \code{above} with a positive
+#'   one, e.g. \code{list("(1 | school)" = c(3, 5))}.
 #' @param weights,offset As in \code{lme4::lmer}: prior weights and a known offset, each a column of
 #'   \code{data} (unquoted) or one number per row. \code{offset()} terms in the formula work too.
 #' @param ... Options of the fit, validated by hiermio's one control object (\code{FitControl}):

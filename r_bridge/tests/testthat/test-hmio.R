@@ -108,3 +108,15 @@ test_that("options go to hiermio's one control object, which names a misspelt on
                              selection = "cluster", certify = FALSE), "certify=False")
   expect_match(fit$summary, "Control: ridge 0.5, selection cluster")
 })
+
+test_that("a tail budget c(below, above) flags levels by sign, as the Python API does", {
+  fit <- hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = list("(1 | Subject)" = c(1, 2)))
+  eff <- ranef(fit)$Subject[, "(Intercept)"]
+  expect_lte(sum(eff < 0), 1)
+  expect_lte(sum(eff > 0), 2)
+  hm <- reticulate::import("hiermio")
+  ref <- hm$fit("Reaction ~ Days + (1 | Subject)", sleepstudy,
+                budget = reticulate::dict("(1 | Subject)" = reticulate::tuple(1L, 2L)), progress = FALSE)
+  expect_equal(unname(fixef(fit)), unlist(ref$fixef()$tolist()), tolerance = 1e-10)
+  expect_equal(unlist(fit$budgets[["(1 | Subject)"]]), c(1, 2))
+})
