@@ -135,7 +135,6 @@ class SelectionProblem:
                 unit_of_col.append(first_unit[t.term.group] + np.repeat(np.arange(t.n_levels), t.q))
             unit_of_col_a = np.concatenate(unit_of_col) if unit_of_col else np.zeros(0, int)
             group_of_unit = np.concatenate(group_of_unit) if group_of_unit else np.zeros(0, int)
-        sizes = np.bincount(group_of_unit, minlength=len(names))
         budgets = np.array([x for b in per_group for x in (b if isinstance(b, tuple) else (b,))], dtype=int)
         # the budget is checked before the one pass over the rows
         stats = stats if stats is not None else SufficientStats.from_design(design, mu)
