@@ -46,7 +46,7 @@ class Summary:
         if kind == "robust" and not f.design.terms:
             kind = "conditional"  # no clusters: ordinary least squares
         se = np.sqrt(np.clip(np.diag(f.vcov(kind).to_numpy()), 0, None))
-        df = f.robust().df if kind == "robust" else max(f.df_residual, 1)
+        df = f.robust().df if kind in ("robust", "support") else max(f.df_residual, 1)
         t = fe / se
         return pd.DataFrame({"Estimate": fe, "Std. Error": se, "t value": t,
                              "Pr(>|t|)": 2 * stats.t.sf(np.abs(t), df)}, index=fe.index)
@@ -56,7 +56,11 @@ class Summary:
         if not f.design.terms:
             return "std. errors of ordinary least squares"
         cr = f.robust()
-        return f"std. errors cluster-robust (CR1) by {cr.cluster}, {cr.n_clusters} clusters; t on {cr.df} df"
+        c = cr.correction
+        how = ("selection-aware" + (", capped: the threshold falls where clusters are dense" if c.capped else "")
+               if c is not None and c.applied else f"given the selected support{'; ' + c.note if c and c.note else ''}")
+        return (f"std. errors cluster-robust (CR1) by {cr.cluster}, {how}; {cr.n_clusters} clusters; "
+                f"t on {cr.df} df")
 
     def __str__(self) -> str:
         f, d, cert = self.fit, self.fit.design, self.fit.certificate

@@ -126,18 +126,22 @@ class MIOFit:
     def df_residual(self) -> int:
         return self.nobs - self.design.p - self.n_nonzero
 
-    def robust(self, cluster: str | None = None) -> RobustCovariance:
+    def robust(self, cluster: str | None = None, selection_aware: bool = True) -> RobustCovariance:
         """The cluster-robust covariance (:func:`hiermio.inference.cluster_robust`), computed once per
-        clustering factor: it needs a pass over the rows."""
-        if cluster not in self._robust_cache:
-            self._robust_cache[cluster] = cluster_robust(self, cluster)
-        return self._robust_cache[cluster]
+        cluster; ``selection_aware=False`` omits the selection's boundary correction."""
+        key = (cluster, bool(selection_aware))
+        if key not in self._robust_cache:
+            self._robust_cache[key] = cluster_robust(self, cluster, selection_aware)
+        return self._robust_cache[key]
 
     def vcov(self, kind: str = "robust", cluster: str | None = None) -> pd.DataFrame:
         """Covariance of the fixed effects.
 
-        ``kind="robust"`` (the default, as in the summary): cluster-robust CR1, clustered by
-        ``cluster`` (a grouping factor; default the coarsest), see :mod:`hiermio.inference`.
+        ``kind="robust"`` (the default, as in the summary): cluster-robust CR1 by ``cluster`` (a
+        grouping factor; default the coarsest), *selection-aware*: it accounts for clusters moving
+        in and out of the support from sample to sample (see :mod:`hiermio.inference`).
+        ``kind="support"``: the same CR1 given the selected support (statsmodels' cluster
+        covariance on [X : Z_S]); too small for covariates identified between clusters.
         ``kind="conditional"``: given the support, every unselected cluster exactly the population.
 
         >>> import hiermio as hm
@@ -145,20 +149,22 @@ class MIOFit:
         >>> v = fit.vcov()
         >>> list(v.index) == list(v.columns) == ["(Intercept)", "Days"]
         True
+        >>> bool(v.iloc[0, 0] >= fit.vcov("support").iloc[0, 0])
+        True
         """
         names = list(self.design.fixed_names)
-        if kind == "robust":
-            cov = self.robust(cluster).cov
+        if kind in ("robust", "support"):
+            cov = self.robust(cluster, selection_aware=kind == "robust").cov
         elif kind == "conditional":
             cov = self.fixed_cov_unscaled * self.sigma**2
         else:
-            raise HierMIOError(f"kind must be 'robust' or 'conditional', got {kind!r}")
+            raise HierMIOError(f"kind must be 'robust', 'support' or 'conditional', got {kind!r}")
         return pd.DataFrame(cov, index=names, columns=names)
 
     def confint(self, level: float = 0.95, kind: str = "robust", cluster: str | None = None,
                 B: int = 200, random_state: int = 0) -> pd.DataFrame:
-        """Intervals for the fixed effects: Wald with the ``robust`` (t on clusters - 1 df) or
-        ``conditional`` (t on the residual df) covariance, or the cluster ``bootstrap``'s percentiles
+        """Intervals for the fixed effects: Wald with the ``robust`` or ``support`` (t on clusters - 1
+        df) or ``conditional`` (t on the residual df) covariance, or the cluster ``bootstrap``'s percentiles
         (:func:`hiermio.bootstrap`, ``B`` screened refits).
 
         >>> import hiermio as hm
@@ -178,7 +184,7 @@ class MIOFit:
             boot = bootstrap(self, B=B, level=level, random_state=random_state, progress=False)
             return pd.DataFrame({lo: boot.iloc[:, 2].to_numpy(), hi: boot.iloc[:, 3].to_numpy()}, index=fe.index)
         se = np.sqrt(np.clip(np.diag(self.vcov(kind, cluster).to_numpy()), 0, None))
-        df = self.robust(cluster).df if kind == "robust" else max(self.df_residual, 1)
+        df = self.robust(cluster).df if kind in ("robust", "support") else max(self.df_residual, 1)
         q = stats.t.ppf((1 + level) / 2, df)
         return pd.DataFrame({lo: fe - q * se, hi: fe + q * se}, index=fe.index)
 
