@@ -26,9 +26,11 @@ __all__ = ["fit", "build_problem", "optimize", "make_fit", "Solution", "default_
 def default_mu(design: Design, ridge: float) -> np.ndarray:
     """Ridge weight of every random-effect column: ``ridge`` x the median over levels of z'z.
 
-    For a random intercept z'z is the level's row count, so ``ridge=0.1`` shrinks the effect of a
-    cluster of median size by 1/(1 + 0.1), about 9 %; slopes get the same relative shrinkage
-    whatever the units of their covariate.
+    For a random intercept z'z is the level's row count, so the default ``ridge=1`` halves the
+    selection's estimate of a cluster of median size (1/(1 + 1)); slopes get the same relative
+    shrinkage whatever the units of their covariate. The shrinkage is the selection's only: the
+    reported estimates are refitted without it (``refit=True``). The default was chosen by
+    ``benchmarks/ridge_study.py`` (README, "Choosing the ridge").
 
     >>> import pandas as pd
     >>> from hiermio.design import build_design

@@ -114,7 +114,7 @@ class FitControl:
         ridge estimates.
     """
 
-    ridge: float = field(default=0.1, metadata={"help": "ridge weight relative to the median per-level z'z"})
+    ridge: float = field(default=1.0, metadata={"help": "ridge weight of the selection, relative to the median per-level z'z"})
     selection: str = field(default="column", metadata={"help": "one binary per column (budget per term) or per "
                                                                 "level (budget per grouping factor)"})
     na_action: str = field(default="drop", metadata={"help": "drop rows with missing values, or raise"})

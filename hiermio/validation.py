@@ -71,22 +71,29 @@ def within_cluster_folds(labels: pd.Series, folds: int, random_state: int = 0) -
 
 @dataclass
 class CVResult:
-    """Validation error per budget, the chosen budget and the refit on all data."""
+    """Validation error per budget (and ridge, when several were tried), the choice and the fit on all data."""
 
-    table: pd.DataFrame  # index budget; columns mean_mse, se_mse, fold_0..
+    table: pd.DataFrame  # index budget, or (ridge, budget); columns mean_mse, se_mse, fold_0..
     best_budget_: int
     best_fit_: MIOFit = field(repr=False)
     rule: str = "min"
     scheme: str = "within"
+    best_ridge_: float | None = None  # the chosen ridge when ``ridges`` were tried
 
     def plot(self):
-        """Mean validation MSE against budget, with one-standard-error bars."""
+        """Mean validation MSE against budget (one line per ridge tried), with one-standard-error bars."""
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4))
         t = self.table
-        ax.errorbar(t.index, t.mean_mse, yerr=t.se_mse, marker="o", capsize=3)
-        ax.axvline(self.best_budget_, ls="--", color="grey", label=f"chosen ({self.rule}): {self.best_budget_}")
+        series = ([(f"ridge {r:g}", t.xs(r, level="ridge")) for r in t.index.get_level_values("ridge").unique()]
+                  if t.index.nlevels == 2 else [(None, t)])
+        step = 0.015 * (max(t.index.get_level_values("budget")) or 1)  # ridges side by side, not on top
+        for i, (label, part) in enumerate(series):
+            x = np.asarray(part.index, float) + (i - (len(series) - 1) / 2) * step
+            ax.errorbar(x, part.mean_mse, yerr=part.se_mse, marker="o", capsize=3, label=label)
+        chosen = f"{self.best_budget_}" + (f", ridge {self.best_ridge_:g}" if self.best_ridge_ is not None else "")
+        ax.axvline(self.best_budget_, ls="--", color="grey", label=f"chosen ({self.rule}): {chosen}")
         ax.set_xlabel("budget (nonzero cluster effects per term)")
         ax.set_ylabel(f"validation MSE ({self.scheme} folds)")
         ax.legend()
@@ -116,6 +123,7 @@ def cv(
     new_levels: str = "population",
     cluster_features: Sequence[str] | None = None,
     certify: bool = False,
+    ridges: Sequence[float] | None = None,
     **fit_options,
 ) -> CVResult:
     """Validation MSE for each budget, the chosen budget, and the fit on all data at that budget.
@@ -131,8 +139,24 @@ def cv(
     budgets. The folds' paths screen (``certify=False``: heuristic supports with the relaxation's
     proven gap, see :func:`hiermio.path`); ``certify=True`` runs branch-and-bound on every fold
     and budget. The final fit at the chosen budget is certified either way. Folds run in parallel through joblib with ``n_jobs``.
+
+    ``ridges`` tunes the selection's ridge beside the budget: every fold sweeps the budgets once
+    per ridge, the table is indexed by (ridge, budget), and ``best_ridge_`` is the choice (with
+    ``rule="1se"``: the smallest budget within one standard error, then the largest ridge).
+
+    >>> import hiermio as hm
+    >>> res = hm.cv("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budgets=[0, 4],
+    ...             ridges=[0.3, 1.0], folds=3)
+    >>> res.table.index.names, res.best_ridge_ in (0.3, 1.0)
+    (FrozenList(['ridge', 'budget']), True)
     """
+    if ridges is not None and "ridge" in fit_options:
+        raise HierMIOError("give either ridge (one value) or ridges (a grid to tune), not both")
     control = FitControl.from_options(fit_options, "cv", extra=VECTOR_OPTIONS)
+    if ridges is not None:
+        if isinstance(ridges, (str, bytes)) or not hasattr(ridges, "__iter__") or not len(list(ridges)):
+            raise HierMIOError(f"ridges must be a non-empty list of ridge weights, got {ridges!r}")
+        ridges = [control.updated(ridge=r).ridge for r in ridges]  # each validated as a ridge
     parsed = parse_formula(formula)
     if not parsed.random:
         raise HierMIOError("cv chooses the budget of random terms; the formula has none")
@@ -167,25 +191,31 @@ def cv(
     else:
         splits = list(scheme.split(data, groups=labels.to_numpy()))
     options = control.fit_keywords(fit_options)
-    fold_options = {**options, "certify": certify}
+    grid = [control.ridge] if ridges is None else ridges
     jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features,
-                                  fold_options)
-            for tr, va in splits)
+                                  {**options, "certify": certify, "ridge": r})
+            for tr, va in splits for r in grid)
     try:
-        errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds, budgets)
+        errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds x ridges, budgets)
     except KeyboardInterrupt:
         raise Interrupted(f"cv interrupted before its {len(splits)} folds were finished; nothing was chosen") from None
+    errors = errors.reshape(len(splits), len(grid) * len(budgets))  # ridge-major within each fold
+    index = (pd.Index(budgets, name="budget") if ridges is None
+             else pd.MultiIndex.from_product([grid, budgets], names=["ridge", "budget"]))
     table = pd.DataFrame({"mean_mse": errors.mean(axis=0),
                           "se_mse": errors.std(axis=0, ddof=1) / np.sqrt(len(splits)) if len(splits) > 1 else 0.0},
-                         index=pd.Index(budgets, name="budget"))
+                         index=index)
     for f in range(len(splits)):
         table[f"fold_{f}"] = errors[f]
+    keys = [(control.ridge, b) for b in budgets] if ridges is None else list(index)
     i_min = int(np.argmin(table.mean_mse.to_numpy()))
     if rule == "min":
-        best = budgets[i_min]
+        best_ridge, best = keys[i_min]
     else:
         limit = table.mean_mse.iloc[i_min] + table.se_mse.iloc[i_min]
-        best = next(b for b, m in zip(budgets, table.mean_mse) if m <= limit)
+        within = [k for k, m in zip(keys, table.mean_mse) if m <= limit]
+        best_ridge, best = min(within, key=lambda k: (k[1], -k[0]))
+    options = {**options, "ridge": best_ridge}
     if best == budgets[-1] and best < max(sizes):
         warnings.warn(f"cv chose budget {best}, the largest one tried: a larger budget may be better; "
                       f"try budgets up to {max(sizes)}", HierMIOWarning, stacklevel=2)
@@ -193,4 +223,4 @@ def cv(
     best_fit = fit(formula, data, SelectionProblem.capped_budget(design, best, control.selection), progress=False,
                    **options)
     label = scheme if isinstance(scheme, str) else type(scheme).__name__
-    return CVResult(table, best, best_fit, rule, label)
+    return CVResult(table, best, best_fit, rule, label, best_ridge if ridges is not None else None)

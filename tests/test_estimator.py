@@ -40,3 +40,20 @@ def test_grid_search_with_group_kfold_picks_a_budget():
 def test_predict_before_fit_is_a_clear_error():
     with pytest.raises(NotFittedError, match="not fitted yet"):
         hm.HierMIO("y ~ x + (1 | g)", budget=1).predict(hm.load_dataset("sleepstudy"))
+
+
+def test_grid_search_tunes_ridge_and_budget_as_cross_val_score_does():
+    from sklearn.model_selection import cross_val_score
+
+    df = hm.load_dataset("sleepstudy")
+    est = hm.HierMIO("Reaction ~ Days + (1 | Subject)")
+    params = {"budget": [2, 6], "ridge": [0.1, 3.0]}
+    grid = GridSearchCV(est, params, cv=GroupKFold(3), scoring="neg_mean_squared_error")
+    grid.fit(df, df.Reaction, groups=df.Subject)
+    by_hand = {(b, r): cross_val_score(hm.HierMIO("Reaction ~ Days + (1 | Subject)", budget=b, ridge=r), df,
+                                       df.Reaction, groups=df.Subject, cv=GroupKFold(3),
+                                       scoring="neg_mean_squared_error").mean()
+               for b in params["budget"] for r in params["ridge"]}
+    best = max(by_hand, key=by_hand.get)
+    assert (grid.best_params_["budget"], grid.best_params_["ridge"]) == best
+    assert grid.best_estimator_.fit_.control.ridge == best[1]

@@ -99,3 +99,22 @@ def test_cv_warns_when_the_choice_sits_at_the_edge_of_the_grid():
     with pytest.warns(hm.HierMIOWarning, match="cv chose budget 2, the largest one tried"):
         res = hm.cv("y ~ x + (1 | g)", df, budgets=[0, 1, 2], folds=3)
     assert res.best_budget_ == 2
+
+
+def test_cv_tunes_the_ridge_beside_the_budget_from_hand_computed_fold_errors():
+    df = simulate(K=6, n_per=10, n_nonzero=2, effect=2.0, seed=6)
+    res = hm.cv("y ~ x + (1 | g)", df, budgets=[0, 1, 2], ridges=[0.05, 3.0], folds=2, random_state=2)
+    fold = hm.within_cluster_folds(df.g, 2, random_state=2)
+    for f in range(2):
+        train, valid = df[fold != f], df[fold == f]
+        for ridge in (0.05, 3.0):
+            for b in (0, 1, 2):
+                fit = hm.fit("y ~ x + (1 | g)", train, b, ridge=ridge)
+                mse = np.mean((valid.y - fit.predict(valid)) ** 2)
+                assert res.table.loc[(ridge, b), f"fold_{f}"] == pytest.approx(mse, rel=1e-9)
+    assert (res.best_ridge_, res.best_budget_) == res.table.mean_mse.idxmin()
+    assert res.best_fit_.control.ridge == res.best_ridge_
+    with pytest.raises(hm.HierMIOError, match="either ridge .* or ridges"):
+        hm.cv("y ~ x + (1 | g)", df, ridges=[0.1], ridge=0.2)
+    with pytest.raises(hm.HierMIOError, match="ridge=1e-09 is below"):
+        hm.cv("y ~ x + (1 | g)", df, ridges=[0.1, 1e-9])

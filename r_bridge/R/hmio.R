@@ -12,7 +12,7 @@
 #' @param weights,offset As in \code{lme4::lmer}: prior weights and a known offset, each a column of
 #'   \code{data} (unquoted) or one number per row. \code{offset()} terms in the formula work too.
 #' @param ... Options of the fit, validated by hiermio's one control object (\code{FitControl}):
-#'   \code{ridge} (0.1; relative to the median per-level z'z), \code{selection} ("column": a budget
+#'   \code{ridge} (1; the selection's ridge, relative to the median per-level z'z), \code{selection} ("column": a budget
 #'   per term, or "cluster": a level's effects enter together), \code{time_limit} (60 s), \code{gap}
 #'   (1e-4), \code{seed}, \code{threads}, \code{certify} (TRUE), \code{na_action} ("drop"),
 #'   \code{enumerate_below}. A misspelt option is an error that names it.
