@@ -91,38 +91,53 @@ class Comparison:
             lines += ["", "Messages:", *notes]
         return "\n".join(lines)
 
-    def plot(self, group: str | None = None, coef: str = "(Intercept)"):
-        """Fixed effects by method, and lme4's vs MIO's cluster effects (MIO's zeros marked)."""
+    def plot(self, group: str | None = None, coef: str = "(Intercept)", label: int = 8):
+        """Fixed effects by method, each coefficient on its own scale (an intercept of 250 and a
+        slope of 10 are both readable), and lme4's against MIO's cluster effects for ``group``:
+        MIO's zeros marked apart, the ``label`` levels with the largest effects named."""
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         fe = self.fixef
-        x = np.arange(len(fe.index))
-        width = 0.8 / max(1, fe.shape[1])
-        for i, m in enumerate(fe.columns):
-            axes[0].bar(x + i * width, fe[m].to_numpy(), width, label=m)
-        axes[0].set_xticks(x + 0.4 - width / 2, fe.index, rotation=45, ha="right")
-        axes[0].set_title("Fixed effects")
-        axes[0].legend()
-        ax = axes[1]
+        names = list(fe.index)
+        ncol = min(4, max(1, len(names)))
+        nrow = int(np.ceil(len(names) / ncol)) if names else 1
+        fig = plt.figure(figsize=(4 + 2.3 * ncol, max(3.8, 2.2 * nrow)))
+        left, right = fig.subfigures(1, 2, width_ratios=[2.3 * ncol, 4.6])
+        axes = np.atleast_1d(left.subplots(nrow, ncol, squeeze=False)).ravel()
+        colors = {m: f"C{i}" for i, m in enumerate(fe.columns)}
+        for ax, name in zip(axes, names):
+            vals = fe.loc[name]
+            for i, (m, v) in enumerate(vals.items()):
+                ax.plot([v], [i], "o", color=colors[m])
+            ax.set_yticks(range(len(vals)), list(vals.index), fontsize=8)
+            ax.set_ylim(-0.7, len(vals) - 0.3)
+            ax.set_title(name, fontsize=9)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.margins(x=0.25)
+        for ax in axes[len(names):]:
+            ax.set_axis_off()
+        left.suptitle("Fixed effects (each on its own scale)", fontsize=10)
+        ax = right.subplots()
         if "mio" in self.ranef and "lmer" in self.ranef:
             g = group or next(iter(self.ranef["mio"]))
             mio, ref = self.ranef["mio"][g], self.ranef["lmer"][g]
             ref = ref.set_axis(mio.index.astype(str)).reindex(mio.index.astype(str))
             a, b = ref[coef].to_numpy(), mio[coef].to_numpy()
             zero = b == 0
-            ax.scatter(a[~zero], b[~zero], label="MIO nonzero")
+            ax.scatter(a[~zero], b[~zero], label="MIO nonzero", zorder=3)
             ax.scatter(a[zero], b[zero], marker="x", color="grey", label="MIO zero (population)")
             lim = np.nanmax(np.abs(np.concatenate([a, b]))) * 1.1 or 1.0
             ax.plot([-lim, lim], [-lim, lim], lw=0.8, color="black")
-            ax.set_xlabel(f"lme4 {g} {coef}")
-            ax.set_ylabel(f"MIO {g} {coef}")
-            ax.legend()
+            for i in np.argsort(-np.abs(np.nan_to_num(b)))[:label]:
+                if not zero[i]:
+                    ax.annotate(str(mio.index[i]), (a[i], b[i]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+            ax.set_xlabel(f"lme4 BLUP: {g} {coef}")
+            ax.set_ylabel(f"MIO: {g} {coef}")
+            ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "cluster effects need both lmer and mio", ha="center", va="center")
             ax.set_axis_off()
-        ax.set_title("Cluster effects")
-        fig.tight_layout()
+        ax.set_title("Cluster effects", fontsize=10)
         return fig
 
 

@@ -130,7 +130,8 @@ def cluster_robust(fit: "MIOFit", cluster: str | None = None, selection_aware: b
     correction = SelectionCorrection.none()
     if selection_aware:
         correction = selection_correction(fit, B)
-        B = B - correction.matrix
+        if correction.applied:
+            B = B - correction.matrix
     n, k = d.n, D.shape[1]
     c = G / (G - 1) * (n - 1) / max(n - k, 1)
     bread = np.linalg.inv(B)
@@ -224,7 +225,7 @@ def selection_correction(fit: "MIOFit", bread: np.ndarray) -> SelectionCorrectio
         kappa[name] = float(q * dens / np.mean(dims))
         total += kappa[name] * np.sum(proj, axis=0)
     if not kappa:
-        return SelectionCorrection.none("no budget group has a choice to make")
+        return SelectionCorrection.none("no term had a choice of levels (budget 0 or every level)")
     # the smallest eigenvalue of B^-1/2 (B - total) B^-1/2; at most 0.2 of B may remain in any direction
     L = np.linalg.cholesky(bread)
     Li = np.linalg.inv(L)

@@ -33,22 +33,59 @@ class Path:
     table: pd.DataFrame
     fits: dict[int, MIOFit] = field(repr=False)
 
+    def entering(self) -> pd.DataFrame:
+        """Per budget, the levels whose effect became nonzero (``entered``) or zero (``left``)
+        since the previous budget, labelled ``level`` (``term: level`` when there are several terms).
+
+        >>> import hiermio as hm
+        >>> p = hm.path("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budgets=[0, 1, 2])
+        >>> [len(v) for v in p.entering().entered]
+        [0, 1, 1]
+        """
+        rows, before = [], set()
+        for b, f in self.fits.items():
+            sel = f.selected
+            now = {(t if len(sel) > 1 else "", str(v)) for t, levels in sel.items() for v in levels}
+            label = [f"{t}: {v}" if t else v for t, v in sorted(now - before)]
+            gone = [f"{t}: {v}" if t else v for t, v in sorted(before - now)]
+            rows.append({"budget": b, "entered": label, "left": gone})
+            before = now
+        return pd.DataFrame(rows).set_index("budget")
+
     def plot(self):
-        """Objective, validation error (when computed) and nonzero effects against budget."""
+        """The objective with its proven lower bound, the validation error (when computed), and the
+        nonzero effects against budget, each point labelled with the levels that entered there.
+        A screened path (``certify=False``) says so: its bounds are the relaxation's."""
         import matplotlib.pyplot as plt
 
         t = self.table
         has_val = "validation_mse" in t
-        fig, axes = plt.subplots(1, 3 if has_val else 2, figsize=(12 if has_val else 8, 3.6))
-        axes[0].plot(t.index, t.objective, marker="o")
-        axes[0].set_title("objective (certified)")
+        fig, axes = plt.subplots(1, 3 if has_val else 2, figsize=(13 if has_val else 9, 3.9))
+        screened = bool((t.status == "relaxation_bound").any())
+        axes[0].plot(t.index, t.objective, marker="o", label="objective (best support)")
+        axes[0].plot(t.index, t.bound, marker="v", ls="--", color="C3",
+                     label="lower bound (relaxation only)" if screened else "lower bound (proven)")
+        axes[0].legend(fontsize=8)
+        axes[0].set_title("objective and bound" + (": screened, not certified" if screened else ": certified"))
         if has_val:
             axes[1].plot(t.index, t.validation_mse, marker="o", color="C1")
-            axes[1].set_title("validation MSE")
-        axes[-1].plot(t.index, t.nonzero, marker="o", color="C2")
-        axes[-1].set_title("nonzero cluster effects")
-        for ax in axes:
-            ax.set_xlabel("budget")
+            best = t.validation_mse.idxmin()
+            axes[1].axvline(best, ls=":", color="grey")
+            axes[1].set_title(f"validation MSE (lowest at {best})")
+        ax = axes[-1]
+        ax.plot(t.index, t.nonzero, marker="o", color="C2")
+        ax.set_title("nonzero effects; levels entering")
+        ax.margins(x=0.12)
+        enter = self.entering()
+        for b, row in enter.iterrows():
+            if row.entered:
+                text = "+" + ", ".join(row.entered[:3]) + ("..." if len(row.entered) > 3 else "")
+                if row.left:
+                    text += "  -" + ", ".join(row.left[:2]) + ("..." if len(row.left) > 2 else "")
+                ax.annotate(text, (b, t.nonzero[b]), textcoords="offset points", xytext=(4, -10), fontsize=7,
+                            rotation=-30)
+        for a in axes:
+            a.set_xlabel("budget")
         fig.tight_layout()
         return fig
 

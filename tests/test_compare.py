@@ -82,7 +82,14 @@ def test_plot_draws_both_panels(tmp_path):
     matplotlib.use("Agg")
     df = hm.load_dataset("sleepstudy")
     methods = ["ols", "lmer", "mio"] if r_available() else ["ols", "mio"]
-    fig = hm.compare("Reaction ~ Days + (1 | Subject)", df, methods=methods, budget=3).plot()
-    assert len(fig.axes) == 2
+    cmp = hm.compare("Reaction ~ Days + (1 | Subject)", df, methods=methods, budget=3)
+    fig = cmp.plot()
+    titles = [a.get_title() for a in fig.axes]
+    assert titles[:2] == ["(Intercept)", "Days"] and titles[-1] == "Cluster effects"
+    lo, hi = fig.axes[1].get_xlim()  # the slope's own scale: about 10, not the intercept's 250
+    assert lo < cmp.fixef.loc["Days"].min() <= cmp.fixef.loc["Days"].max() < hi and hi - lo < 5
+    if "lmer" in methods:  # the selected levels are named on the cluster panel
+        named = {t.get_text() for t in fig.axes[-1].texts}
+        assert named == {str(v) for v in cmp.fits["mio"].selected["(1 | Subject)"]}
     fig.savefig(tmp_path / "cmp.png")
     assert (tmp_path / "cmp.png").stat().st_size > 1000

@@ -27,7 +27,21 @@ def test_path_validation_error_is_the_fits_test_error():
         mse = np.mean((valid.y - p.fits[b].predict(valid)) ** 2)
         assert p.table.loc[b, "validation_mse"] == pytest.approx(mse)
     fig = p.plot()
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 3 and fig.axes[0].get_title().endswith(": certified")
+
+
+def test_path_names_the_levels_entering_at_each_budget():
+    df = simulate(K=8, n_per=10, n_nonzero=3, effect=1.5, seed=2)
+    p = hm.path("y ~ x + (1 | g)", df, budgets=[0, 1, 2, 3], certify=False)
+    before = set()
+    for b, row in p.entering().iterrows():
+        now = {str(v) for v in p.fits[b].selected["(1 | g)"]}
+        assert set(row.entered) == now - before and set(row.left) == before - now
+        before = now
+    fig = p.plot()
+    assert fig.axes[0].get_title().endswith("screened, not certified")
+    assert {t.get_text().lstrip("+").split("  ")[0] for t in fig.axes[-1].texts} == \
+        {", ".join(r.entered) for _, r in p.entering().iterrows() if r.entered}
 
 
 def test_screening_path_bounds_bracket_the_brute_force_optimum():
