@@ -368,6 +368,11 @@ class LmerFit:
         self._need_fit()
         return self._fixef.copy()
 
+    def se(self) -> pd.Series:
+        """lme4's standard errors of the fixed effects, ``sqrt(diag(vcov(fit)))`` (model-based)."""
+        self._need_fit()
+        return self._se.copy()
+
     def ranef(self) -> dict[str, pd.DataFrame]:
         self._need_fit()
         return {k: v.copy() for k, v in self._ranef.items()}

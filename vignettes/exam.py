@@ -89,3 +89,47 @@ stab.plot(threshold=0.8);
 # %%
 curve = hm.audit_curve(fit)
 curve.head(10)
+
+# %% [markdown]
+# ## Which schools are atypical, in order
+# `fit.ranking()` orders the schools by the strength of the evidence that they deviate: the
+# objective a school buys when it is freed (its `gain`, about rows × deviation²). A large school
+# with a moderate deviation can therefore outrank a small school with a large one. The table joins
+# the stability frequencies and lme4's BLUPs by school.
+
+# %%
+rank = fit.ranking(stability=stab, reference=ref)["school"]
+rank.head(12)
+
+# %%
+fit.plot();
+
+# %% [markdown]
+# ## Low and high performers: a tail budget
+# "At most 3 schools below the population and 5 above" is a tail budget: the effects are
+# sign-constrained, and the fit is certified as before.
+
+# %%
+tails = hm.fit(formula, exam, {"(1 | school)": (3, 5)}, progress=False)
+eff = tails.ranef()["school"]["(Intercept)"]
+print(tails.certificate)
+print("below:", list(eff.index[eff < 0]), " above:", list(eff.index[eff > 0]))
+
+# %% [markdown]
+# ## Standard errors for a school-level covariate
+# `schavg` (the school's average intake) is constant within a school, so it is identified only
+# between schools. Three standard errors for the same MIO estimate: conditional on the support
+# (every unselected school exactly the population), cluster-robust given the support, and the
+# summary's default, cluster-robust and selection-aware. The cluster bootstrap re-selects the
+# schools in every resample, and lme4 is shown for reference.
+
+# %%
+f2 = "normexam ~ standLRT + schavg + (1 | school)"
+fit2 = hm.fit(f2, exam, 10, progress=False)
+boot = hm.bootstrap(fit2, B=pick(60, 200), random_state=1, progress=False)
+ref2 = hm.lmer(f2, exam)
+ses = pd.DataFrame({kind: np.sqrt(np.diag(fit2.vcov(kind))) for kind in ("conditional", "support", "robust")},
+                   index=fit2.fixef().index)
+ses["bootstrap"] = boot["se"]
+ses["lme4"] = ref2.se()
+ses.round(4)
