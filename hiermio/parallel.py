@@ -8,6 +8,7 @@ with a progress bar when stderr is a terminal.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Iterable
 
@@ -17,12 +18,25 @@ __all__ = ["run_parallel", "progress_enabled", "with_progress"]
 
 
 def progress_enabled(progress: bool | None) -> bool:
-    """``None`` means: show bars when stderr is a terminal.
+    """``None`` means: show bars when stderr is a terminal or the code runs in a Jupyter notebook,
+    unless the environment variable ``HIERMIO_PROGRESS`` is ``0`` (``1`` forces them on).
 
     >>> progress_enabled(False), progress_enabled(True)
     (False, True)
     """
-    return sys.stderr.isatty() if progress is None else bool(progress)
+    if progress is not None:
+        return bool(progress)
+    env = os.environ.get("HIERMIO_PROGRESS", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    return sys.stderr.isatty() or _in_notebook()
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (tqdm.auto then draws a notebook bar)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def with_progress(items: Iterable, progress: bool | None, desc: str, total: int | None = None,

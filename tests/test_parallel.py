@@ -25,3 +25,23 @@ def test_loky_and_dask_backends_agree():
             cv_dask, st_dask = _run()
     pd.testing.assert_frame_equal(cv_loky, cv_dask)
     pd.testing.assert_frame_equal(st_loky, st_dask)
+
+
+def test_progress_default_follows_the_environment_and_notebooks(monkeypatch):
+    import sys
+    import types
+
+    from hiermio.parallel import progress_enabled
+
+    monkeypatch.setenv("HIERMIO_PROGRESS", "1")
+    assert progress_enabled(None) and not progress_enabled(False)
+    monkeypatch.setenv("HIERMIO_PROGRESS", "0")
+    assert not progress_enabled(None) and progress_enabled(True)
+    monkeypatch.delenv("HIERMIO_PROGRESS")
+    # inside a Jupyter kernel (a ZMQInteractiveShell) bars are on although stderr is not a terminal
+    shell = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert progress_enabled(None)
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
+    assert not progress_enabled(None)

@@ -14,7 +14,8 @@ for name in "${names[@]}"; do
     rm -f "$out/$name.html"  # a page from an earlier run must not pass for this one
     # the kernel finds _setup.py through PYTHONPATH (it runs in the output folder)
     status=0
-    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$bin/jupyter" nbconvert --log-level=ERROR --to html --execute \
+    # a rendered page is static: no progress bars in it (a notebook run by a user shows them)
+    HIERMIO_PROGRESS=0 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$bin/jupyter" nbconvert --log-level=ERROR --to html --execute \
         --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 --output-dir "$out" \
         --output "$name" "$out/$name.ipynb" > "$out/$name.log" 2>&1 || status=$?
     if [ "$status" != 0 ] || [ ! -s "$out/$name.html" ]; then
