@@ -99,7 +99,24 @@ curve.head(10)
 
 # %%
 rank = fit.ranking(stability=stab, reference=ref)["school"]
+rank["rank"] = np.arange(1, len(rank) + 1)
 rank.head(12)
+
+# %% [markdown]
+# The pair below is picked by code from this run's table: a large school with a moderate lme4
+# deviation that ranks above a small school whose lme4 deviation is larger.
+
+# %%
+blup = rank["lme4 (Intercept)"].abs()
+pairs = [(a, b) for a in rank.index for b in rank.index
+         if rank.loc[a, "rank"] < rank.loc[b, "rank"] and rank.loc[a, "size"] >= 5 * rank.loc[b, "size"]
+         and blup[a] < blup[b]]
+if pairs:
+    a, b = max(pairs, key=lambda ab: blup[ab[1]] - blup[ab[0]])
+    print(f"school {a}: {rank.loc[a, 'size']} students, lme4 deviation {rank.loc[a, 'lme4 (Intercept)']:+.2f}, "
+          f"gain {rank.loc[a, 'gain']:.2f}, rank {rank.loc[a, 'rank']}")
+    print(f"school {b}: {rank.loc[b, 'size']} students, lme4 deviation {rank.loc[b, 'lme4 (Intercept)']:+.2f}, "
+          f"gain {rank.loc[b, 'gain']:.2f}, rank {rank.loc[b, 'rank']}")
 
 # %%
 fit.plot();
