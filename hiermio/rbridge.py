@@ -132,3 +132,105 @@ def predict_for_r(res: MIOFit, newdata: pd.DataFrame, population: bool = False, 
     out = res.predict(newdata, re_form="~0" if population else None, allow_new_levels=bool(allow_new_levels),
                       new_levels=new_levels)
     return [float(v) for v in out.to_numpy()]
+
+
+# ---------------------------------------------------------------------------------- R's generics and workflow
+def table_for_r(df: pd.DataFrame, index: str | None = None) -> dict[str, Any]:
+    """A data frame as R's ``data.frame`` is built from it: row names, column names and one plain
+    list per column (numbers, logicals or text; missing numbers as NaN, missing text as "").
+
+    >>> table_for_r(pd.DataFrame({"a": [1.5, np.nan], "b": ["x", None]}, index=[3, 4]))["columns"]
+    [[1.5, nan], ['x', '']]
+    """
+    if index is not None:
+        df = df.reset_index().rename(columns={"index": index})
+
+    def column(s: pd.Series) -> list:
+        if pd.api.types.is_bool_dtype(s):
+            return [bool(v) for v in s]
+        if pd.api.types.is_numeric_dtype(s):
+            return [float(v) for v in s.astype(float)]
+        return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)) for v in s]
+
+    return {"rownames": [str(i) for i in df.index], "names": [str(c) for c in df.columns],
+            "columns": [column(df[c]) for c in df.columns]}
+
+
+def rows_for_r(res: MIOFit) -> dict[str, Any]:
+    """The 1-based positions of the rows the fit used (R's rows, NA rows dropped) and the columns it read."""
+    from .lme4 import _used_columns
+
+    d = res.design
+    return {"rows": [int(r) + 1 for r in d.rows], "columns": _used_columns(res.formula, d.data, True)}
+
+
+def fitted_for_r(res: MIOFit) -> list[float]:
+    return [float(v) for v in res.fitted().to_numpy()]
+
+
+def residuals_for_r(res: MIOFit) -> list[float]:
+    return [float(v) for v in res.residuals().to_numpy()]
+
+
+def vcov_for_r(res: MIOFit, kind: str = "robust", cluster: str | None = None) -> dict[str, Any]:
+    """:meth:`MIOFit.vcov` as names and column-major values."""
+    v = res.vcov(kind, cluster)
+    return {"names": list(v.index), "values": v.to_numpy().ravel(order="F").tolist()}
+
+
+def confint_for_r(res: MIOFit, level: float = 0.95, kind: str = "robust", B: Any = 200,
+                  random_state: Any = 0) -> dict[str, Any]:
+    return table_for_r(res.confint(float(level), kind, B=_whole(B), random_state=_whole(random_state)))
+
+
+def ranking_for_r(res: MIOFit, stability: Any = None) -> dict[str, Any]:
+    """:meth:`MIOFit.ranking` (lme4's BLUPs are joined in R, from R's own lme4 fit)."""
+    return {g: table_for_r(t, index=g) for g, t in res.ranking(stability=stability).items()}
+
+
+def bootstrap_for_r(res: MIOFit, B: Any = 200, level: float = 0.95, random_state: Any = 0,
+                    certify: bool = False) -> dict[str, Any]:
+    from .audit import bootstrap
+
+    return table_for_r(bootstrap(res, B=_whole(B), level=float(level), random_state=_whole(random_state),
+                                 progress=False, certify=bool(certify)))
+
+
+def cv_for_r(formula: str, data: pd.DataFrame, budgets: Any = "auto", ridges: Any = None, **options: Any) -> dict:
+    """:func:`hiermio.cv` for R: the table (ridge and budget as columns), the choice and the final fit."""
+    from .validation import cv
+
+    options = {k: _whole(v) for k, v in options.items()}
+    budgets = budgets if isinstance(budgets, str) else [_whole(b) for b in np.atleast_1d(budgets).tolist()]
+    ridges = None if ridges is None else [float(r) for r in np.atleast_1d(ridges).tolist()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HierMIOWarning)
+        res = cv(formula, data, budgets=budgets, ridges=ridges, progress=False, **options)
+    return {"table": table_for_r(res.table.reset_index()), "best_budget": int(res.best_budget_),
+            "best_ridge": res.best_ridge_, "fit": res.best_fit_,
+            "warnings": [str(w.message) for w in caught if issubclass(w.category, HierMIOWarning)]}
+
+
+def path_for_r(formula: str, data: pd.DataFrame, budgets: Any, **options: Any) -> dict[str, Any]:
+    from .path import path
+
+    options = {k: _whole(v) for k, v in options.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HierMIOWarning)
+        p = path(formula, data, [_whole(b) for b in np.atleast_1d(budgets).tolist()], progress=False, **options)
+    table = p.table.assign(entered=p.entering().entered)
+    return table_for_r(table.reset_index())
+
+
+def stability_for_r(formula: str, data: pd.DataFrame, budget: Any, B: Any = 100, threshold: float = 0.8,
+                    **options: Any) -> dict[str, Any]:
+    from .stability import stability
+
+    options = {k: _whole(v) for k, v in options.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HierMIOWarning)
+        st = stability(formula, data, _whole(budget), B=_whole(B), progress=False, **options)
+    watch = st.watchlist(threshold=float(threshold))
+    return {"frequencies": table_for_r(st.frequencies), "watchlist": table_for_r(watch),
+            "expected_false": {k: float(v) for k, v in watch.attrs.get("expected_false", {}).items()}}

@@ -36,12 +36,22 @@ hmio <- function(formula, data, budget, weights = NULL, offset = NULL, ...) {
   if (!is.null(w)) { data[[".hiermio_weights"]] <- .per_row(w, data, "weights"); extra$weights <- ".hiermio_weights" }
   if (!is.null(off)) { data[[".hiermio_offset"]] <- .per_row(off, data, "offset"); extra$offset <- ".hiermio_offset" }
   py_fit <- .py(do.call(.hm$bridge$fit_object, c(list(formula, .to_pandas(data), budget), extra, list(...))))
+  .as_hmio(py_fit, match.call(), data)
+}
+
+# An R object for a Python fit: what lme4's generics read, with the Python handle for predict() and
+# the rows (and columns) of data the fit used, for fitted(), residuals() and model.frame().
+.as_hmio <- function(py_fit, call, data) {
   out <- .deep_r(.py(.hm$bridge$export_for_r(py_fit)))
   out$fixef_vec <- stats::setNames(as.numeric(unlist(out$fixef$values)), unlist(out$fixef$names))
   out$ranef_frames <- lapply(out$ranef, .frame)
   out$coef_frames <- lapply(out$coef, .frame)
   out$py <- py_fit
-  out$call <- match.call()
+  out$call <- call
+  used <- .deep_r(.py(.hm$bridge$rows_for_r(py_fit)))
+  rows <- as.integer(unlist(used$rows))
+  cols <- intersect(unlist(used$columns), names(data))
+  out$model_frame <- data[rows, cols, drop = FALSE]
   # what Python warned about (dropped rows or columns, a gap above the one asked for) as R warnings
   for (w in unlist(out$warnings)) warning(w, call. = FALSE)
   structure(out, class = "hmio")
