@@ -11,6 +11,7 @@
 #' @return An object of class \code{hmio_compare}.
 #' @examples
 #' if (hiermio_available()) compare_lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, budget = 2)
+#' @export
 compare_lmer <- function(formula, data, budget = 5, REML = TRUE, weights = NULL, ...) {
   data <- as.data.frame(data)
   w <- eval(substitute(weights), data, parent.frame())

@@ -24,6 +24,7 @@
 #' summary(fit); fixef(fit); ranef(fit); VarCorr(fit); sigma(fit)
 #' predict(fit, sleepstudy[1:3, ], re.form = NA)
 #' }
+#' @export
 hmio <- function(formula, data, budget, weights = NULL, offset = NULL, ...) {
   if (inherits(formula, "formula")) formula <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
   if (!is.character(formula) || length(formula) != 1) stop("formula must be a formula or one string", call. = FALSE)
@@ -82,9 +83,11 @@ print.summary.hmio <- function(x, ...) {
   invisible(x)
 }
 
+#' @method fixef hmio
 #' @export
 fixef.hmio <- function(object, ...) object$fixef_vec
 
+#' @method ranef hmio
 #' @export
 ranef.hmio <- function(object, ...) object$ranef_frames
 
@@ -94,6 +97,7 @@ coef.hmio <- function(object, ...) object$coef_frames
 #' @export
 sigma.hmio <- function(object, ...) object$sigma
 
+#' @method VarCorr hmio
 #' @export
 VarCorr.hmio <- function(x, sigma = 1, ...) {
   v <- x$varcorr
@@ -136,6 +140,14 @@ predict.hmio <- function(object, newdata, re.form = NULL, allow.new.levels = FAL
 }
 
 #' Plot the cluster effects of an hmio fit, zeros marked
+#'
+#' One panel per coefficient of the grouping factor: the levels' fitted effects in order, the
+#' levels that do not differ from the population (zero) marked apart.
+#' @param x An \code{hmio} fit.
+#' @param group The grouping factor (default: the first).
+#' @param ... Passed to \code{plot}.
+#' @examples
+#' if (hiermio_available()) plot(hmio(Reaction ~ Days + (1 | Subject), data = lme4::sleepstudy, budget = 3))
 #' @export
 plot.hmio <- function(x, group = names(x$ranef_frames)[1], ...) {
   re <- x$ranef_frames[[group]]

@@ -16,6 +16,7 @@
 #' @examples
 #' py <- Sys.getenv("RETICULATE_PYTHON")
 #' if (nzchar(py)) hiermio_python(py)
+#' @export
 hiermio_python <- function(python) {
   if (!file.exists(python)) stop("no Python executable at '", python, "'", call. = FALSE)
   Sys.setenv(RETICULATE_PYTHON = python)
@@ -27,6 +28,7 @@ hiermio_python <- function(python) {
 #' @return TRUE or FALSE.
 #' @examples
 #' hiermio_available()
+#' @export
 hiermio_available <- function() {
   isTRUE(tryCatch(reticulate::py_module_available("hiermio"), error = function(e) FALSE))
 }
