@@ -4,6 +4,12 @@
 .hm <- new.env(parent = emptyenv())
 
 .onLoad <- function(libname, pkgname) {
+  # without RETICULATE_PYTHON, the virtual environment install_hiermio() made is used if it exists
+  if (!nzchar(Sys.getenv("RETICULATE_PYTHON"))) {
+    env <- getOption("hiermio.envname", "r-hiermio")
+    if (isTRUE(tryCatch(reticulate::virtualenv_exists(env), error = function(e) FALSE)))
+      try(reticulate::use_virtualenv(env, required = FALSE), silent = TRUE)
+  }
   .hm$module <- reticulate::import("hiermio", delay_load = TRUE)
   .hm$bridge <- reticulate::import("hiermio.rbridge", delay_load = TRUE)
 }
@@ -84,4 +90,41 @@ hiermio_available <- function() {
   names(out) <- unlist(x$columns)
   rownames(out) <- unlist(x$rownames)
   out
+}
+
+#' Install the hiermio Python package for R
+#'
+#' Creates a Python virtual environment (reticulate's \code{virtualenv_create()}) and installs
+#' hiermio into it with pip (\code{virtualenv_install()}), as the tensorflow and keras R packages
+#' do. In a new R session \code{hmio()} finds it on its own: when \code{RETICULATE_PYTHON} is not
+#' set, the package uses the virtual environment \code{envname} if it exists (the option
+#' \code{hiermio.envname} names another). The project's \code{./run setup} keeps using its own
+#' \code{.venv} through \code{RETICULATE_PYTHON}.
+#' @param source Where pip gets hiermio: a checkout of its repository (a directory with
+#'   \code{pyproject.toml}) or a pip requirement. Default: the \code{HIERMIO_SOURCE} environment
+#'   variable, else \code{"hiermio"}.
+#' @param envname Name of the virtual environment.
+#' @param python The Python that creates it (default: reticulate's choice).
+#' @param pip_options Extra pip options, e.g. \code{c("--no-index", "--find-links=wheels/")} offline.
+#' @return The environment's Python executable, invisibly.
+#' @examples
+#' \dontrun{
+#' install_hiermio("~/src/hiermio")   # a checkout of hiermio's repository
+#' }
+#' @export
+install_hiermio <- function(source = Sys.getenv("HIERMIO_SOURCE", "hiermio"), envname = "r-hiermio", python = NULL,
+                            pip_options = character()) {
+  if (!is.character(source) || length(source) != 1 || !nzchar(source))
+    stop("source must be one directory or pip requirement, got ", deparse(source), call. = FALSE)
+  if (dir.exists(source)) {
+    if (!file.exists(file.path(source, "pyproject.toml")))
+      stop("'", source, "' has no pyproject.toml: it is not a checkout of hiermio", call. = FALSE)
+    source <- normalizePath(source)
+  }
+  reticulate::virtualenv_create(envname, python = python, packages = NULL)
+  reticulate::virtualenv_install(envname, packages = source, pip_options = pip_options)
+  py <- reticulate::virtualenv_python(envname)
+  message("hiermio is installed in the virtual environment '", envname, "' (", py, "); ",
+          "in a new R session hmio() uses it")
+  invisible(py)
 }

@@ -120,3 +120,24 @@ test_that("a tail budget c(below, above) flags levels by sign, as the Python API
   expect_equal(unname(fixef(fit)), unlist(ref$fixef()$tolist()), tolerance = 1e-10)
   expect_equal(unlist(fit$budgets[["(1 | Subject)"]]), c(1, 2))
 })
+
+test_that("install_hiermio names a bad source before any work", {
+  expect_error(install_hiermio(tempdir()), "has no pyproject.toml")
+  expect_error(install_hiermio(character(0)), "source must be one directory")
+})
+
+test_that("install_hiermio makes a virtual environment with hiermio from a checkout", {
+  # offline, pip cannot fetch hiermio's dependencies or a build backend: install the checkout alone
+  src <- Sys.getenv("HIERMIO_SOURCE")
+  skip_if_not(nzchar(src) && file.exists(file.path(src, "pyproject.toml")), "HIERMIO_SOURCE names no checkout")
+  home <- tempfile("venvs")
+  withr_env <- Sys.getenv("WORKON_HOME")
+  Sys.setenv(WORKON_HOME = home)
+  on.exit(Sys.setenv(WORKON_HOME = withr_env), add = TRUE)
+  py <- suppressMessages(install_hiermio(src, envname = "r-hiermio-test", python = Sys.getenv("RETICULATE_PYTHON"),
+                                         pip_options = c("--no-deps", "--no-build-isolation", "--no-index")))
+  expect_true(file.exists(py))
+  expect_true(reticulate::virtualenv_exists("r-hiermio-test"))
+  shown <- system2(py, c("-m", "pip", "show", "hiermio"), stdout = TRUE)
+  expect_true(any(grepl("^Name: hiermio", shown)))
+})
