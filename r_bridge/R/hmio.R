@@ -11,6 +11,7 @@
 #'   one, e.g. \code{list("(1 | school)" = c(3, 5))}.
 #' @param weights,offset As in \code{lme4::lmer}: prior weights and a known offset, each a column of
 #'   \code{data} (unquoted) or one number per row. \code{offset()} terms in the formula work too.
+#' @param REML Accepted for lme4 users' calls; it has no meaning here and is ignored with a warning.
 #' @param ... Options of the fit, validated by hiermio's one control object (\code{FitControl}):
 #'   \code{ridge} (1; the selection's ridge, relative to the median per-level z'z), \code{selection} ("column": a budget
 #'   per term, or "cluster": a level's effects enter together), \code{time_limit} (60 s), \code{gap}
@@ -25,7 +26,10 @@
 #' predict(fit, sleepstudy[1:3, ], re.form = NA)
 #' }
 #' @export
-hmio <- function(formula, data, budget, weights = NULL, offset = NULL, ...) {
+hmio <- function(formula, data, budget, weights = NULL, offset = NULL, REML = NULL, ...) {
+  if (!is.null(REML))
+    warning("REML has no meaning for hiermio: the fit is penalised least squares with no variance components ",
+            "to estimate, so REML = ", deparse(REML), " is ignored", call. = FALSE)
   if (inherits(formula, "formula")) formula <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
   if (!is.character(formula) || length(formula) != 1) stop("formula must be a formula or one string", call. = FALSE)
   if (is.list(budget)) budget <- reticulate::dict(budget)

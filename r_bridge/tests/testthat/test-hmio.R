@@ -141,3 +141,9 @@ test_that("install_hiermio makes a virtual environment with hiermio from a check
   shown <- system2(py, c("-m", "pip", "show", "hiermio"), stdout = TRUE)
   expect_true(any(grepl("^Name: hiermio", shown)))
 })
+
+test_that("lme4's REML= is accepted with a warning that says why it changes nothing", {
+  expect_warning(fit <- hmio(Reaction ~ Days + (1 | Subject), sleepstudy, budget = 3, REML = FALSE),
+                 "REML has no meaning")
+  expect_equal(fixef(fit), fixef(hmio(Reaction ~ Days + (1 | Subject), sleepstudy, budget = 3)))
+})
