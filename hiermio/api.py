@@ -229,6 +229,7 @@ def optimize(problem: SelectionProblem, control: FitControl = FitControl(), warm
         support, cert = solve(problem, [start], rest)
     else:
         support, cert = start, bound_only(problem, start, rest)
+    cert = replace(cert, null=problem.value(np.zeros(problem.n_units)))  # for the gap relative to the signal
     return Solution(support, cert, {"first_solution": t2 - t1, "search": cert.time})
 
 
@@ -272,6 +273,9 @@ def solver_warnings(cert: Certificate, control: FitControl, problem: SelectionPr
                "node_limit": "the search stopped at its node limit",
                "relaxation_bound": "certify=False: only the continuous relaxation bounds the optimum"}
         reason = why.get(cert.status, f"the search ended with status {cert.status!r}")
-        out.append(f"{reason} with a proven gap of {100 * cert.gap:.3g}%, above the requested {100 * control.gap:.3g}%: "
+        signal = "" if cert.signal_gap != cert.signal_gap else \
+            f" ({100 * cert.signal_gap:.3g}% of what the cluster effects explain)"
+        out.append(f"{reason} with a proven gap of {100 * cert.gap:.3g}%{signal}, above the requested "
+                   f"{100 * control.gap:.3g}%: "
                    "a better support may exist (raise time_limit, or a larger ridge certifies faster)")
     return out

@@ -80,9 +80,11 @@ class Summary:
                 mus += [f"{t.term.group}:{c} {_fmt(f.mu[off + i])}" for i, c in enumerate(t.coef_names)]
             lines.append(f"Ridge mu (= {f.ridge:g} x median per-level z'z): " + ", ".join(mus))
             lines.append(f"Solver: {cert.solver}")
+            sg = cert.signal_gap
+            signal = "" if sg != sg else f" ({100 * sg if sg > 1e-9 else 0:.3g}% of what the cluster effects explain)"
             lines.append(f"  status {cert.status}; objective {cert.primal:.8g}; bound {cert.dual:.8g}; "
-                         f"gap {100 * cert.gap if cert.gap > 1e-9 else 0:.4g}%; {cert.nodes} nodes; {cert.cuts} cuts; "
-                         f"{cert.time:.2f} s")
+                         f"gap {100 * cert.gap if cert.gap > 1e-9 else 0:.4g}%{signal}; {cert.nodes} nodes; "
+                         f"{cert.cuts} cuts; {cert.time:.2f} s")
         lines += ["", "Random effects (fitted effects; levels that do not differ count as 0):"]
         vc = f.VarCorr()
         tab = pd.DataFrame({

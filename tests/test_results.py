@@ -129,3 +129,22 @@ def test_timings_add_up(slopes_fit):
     assert set(t) == {"design", "first_solution", "search", "total"}
     assert all(v >= 0 for v in t.values())
     assert t["design"] + t["first_solution"] + t["search"] <= t["total"] + 1e-6
+
+
+def test_certificate_states_the_gap_relative_to_what_the_cluster_effects_explain():
+    """c(0) is the fit without cluster effects: ordinary least squares on X (numpy's lstsq)."""
+    import warnings
+
+    from hiermio.design import build_design
+
+    df = simulate(K=40, n_per=10, n_nonzero=8, effect=0.8, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hm.HierMIOWarning)
+        fit = hm.fit("y ~ x + (1 | g)", df, 8, ridge=0.05, certify=False)
+    d = build_design("y ~ x + (1 | g)", df)
+    r = d.y - d.X @ np.linalg.lstsq(d.X, d.y, rcond=None)[0]
+    c = fit.certificate
+    assert c.null == pytest.approx(float(r @ r), rel=1e-9)
+    assert c.signal_gap == pytest.approx((c.primal - c.dual) / (float(r @ r) - c.primal), rel=1e-9)
+    assert c.signal_gap > c.gap  # the cluster effects explain less than the whole objective
+    assert "of what the cluster effects explain" in str(fit.summary())
