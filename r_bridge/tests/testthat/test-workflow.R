@@ -76,3 +76,14 @@ test_that("hmio_ranking joins lme4's BLUPs from R's own lmer by level", {
   expect_true(all(diff(r$gain) <= 1e-9))
   expect_equal(sum(r$selected), 3)
 })
+
+test_that("predict on new levels equals Python's under every new-cluster rule", {
+  fit <- hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 4)
+  py <- hm$fit("Reaction ~ Days + (1 | Subject)", sleepstudy, budget = 4L, progress = FALSE)
+  new <- transform(sleepstudy[c(1, 15, 40), ], Subject = factor(c("901", "902", "903")))
+  for (rule in c("population", "soft", "hard", "features")) {
+    ref <- unlist(py$predict(new, new_levels = rule)$tolist())
+    expect_equal(unname(predict(fit, new, new.levels = rule)), ref, tolerance = 1e-10, info = rule)
+  }
+  expect_error(predict(fit, new, new.levels = "nearest"), "nearest")
+})
