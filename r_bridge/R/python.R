@@ -101,7 +101,7 @@ hiermio_available <- function() {
 #' \code{hiermio.envname} names another). The project's \code{./run setup} keeps using its own
 #' \code{.venv} through \code{RETICULATE_PYTHON}.
 #' @param source Where pip gets hiermio: a checkout of its repository (a directory with
-#'   \code{pyproject.toml}) or a pip requirement. Default: the \code{HIERMIO_SOURCE} environment
+#'   \code{pyproject.toml}), a built wheel, or a pip requirement. Default: the \code{HIERMIO_SOURCE} environment
 #'   variable, else \code{"hiermio"}.
 #' @param envname Name of the virtual environment.
 #' @param python The Python that creates it (default: reticulate's choice).
@@ -120,8 +120,10 @@ install_hiermio <- function(source = Sys.getenv("HIERMIO_SOURCE", "hiermio"), en
     if (!file.exists(file.path(source, "pyproject.toml")))
       stop("'", source, "' has no pyproject.toml: it is not a checkout of hiermio", call. = FALSE)
     source <- normalizePath(source)
+  } else if (file.exists(source)) {
+    source <- normalizePath(source)  # a built wheel
   }
-  reticulate::virtualenv_create(envname, python = python, packages = NULL)
+  reticulate::virtualenv_create(envname, python = python, packages = FALSE)  # no pip upgrade: works offline
   reticulate::virtualenv_install(envname, packages = source, pip_options = pip_options)
   py <- reticulate::virtualenv_python(envname)
   message("hiermio is installed in the virtual environment '", envname, "' (", py, "); ",
