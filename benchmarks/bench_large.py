@@ -25,7 +25,8 @@ wall = time.perf_counter() - t0
 c, tm = fit.certificate, fit.timings
 print(f"n={fit.nobs}, K=1000, budget={budget}, time limit {time_limit:.0f} s")
 print(f"time to first solution {tm['design'] + tm['first_solution']:.2f} s (design {tm['design']:.2f} s, "
-      f"greedy + swap {tm['first_solution']:.2f} s); branch-and-cut {c.time:.1f} s; fit wall time {wall:.1f} s")
+      f"greedy {tm['first_solution']:.2f} s); swaps {tm['local_search']:.2f} s; branch-and-cut {c.time:.1f} s; "
+      f"fit wall time {wall:.1f} s")
 print(f"status {c.status}; objective {c.primal:.6f}; bound {c.dual:.6f}; gap {100 * c.gap:.4f}%")
 print(f"nodes {c.nodes} ({c.nodes / max(c.time, 1e-9):.0f}/s); cuts {c.cuts}; evaluations of c(s) {c.evaluations}")
 

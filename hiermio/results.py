@@ -63,7 +63,7 @@ class MIOFit:
     rss: float
     fixed_cov_unscaled: np.ndarray = field(repr=False)  # Cov(beta) / sigma^2 at the support
     certificate: Certificate
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: design, first_solution, search, total
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: design, first_solution, local_search, search, total
     control: FitControl | None = field(default=None, repr=False)  # the options of the fit
     # the ridge weights the reported estimates carry: the refit's tiny ones, or the selection's mu
     estimate_mu: np.ndarray | None = field(default=None, repr=False)

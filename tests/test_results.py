@@ -126,9 +126,9 @@ def test_progress_callback_reports_bounds():
 
 def test_timings_add_up(slopes_fit):
     t = slopes_fit.timings
-    assert set(t) == {"design", "first_solution", "search", "total"}
+    assert set(t) == {"design", "first_solution", "local_search", "search", "total"}
     assert all(v >= 0 for v in t.values())
-    assert t["design"] + t["first_solution"] + t["search"] <= t["total"] + 1e-6
+    assert t["design"] + t["first_solution"] + t["local_search"] + t["search"] <= t["total"] + 1e-6
 
 
 def test_certificate_states_the_gap_relative_to_what_the_cluster_effects_explain():
