@@ -19,6 +19,7 @@ apart.
 
 from __future__ import annotations
 
+from functools import cached_property
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -114,11 +115,11 @@ class ParsedFormula:
     fixed_node: Node | None = field(repr=False)
     random: tuple[RandomTerm, ...]
 
-    @property
+    @cached_property  # deparsing walks the tree; the design asks for these many times
     def response(self) -> str:
         return deparse(self.response_node)
 
-    @property
+    @cached_property
     def fixed(self) -> str:
         """The fixed part as R deparses it (``"1"`` when only the intercept is left)."""
         return deparse(self.fixed_node) if self.fixed_node is not None else "1"
