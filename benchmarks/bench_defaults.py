@@ -14,16 +14,12 @@ import warnings
 import pandas as pd
 
 import hiermio as hm
-from _common import clustered
+from _common import clustered, real_data_cases
 
-exam, pastes, pen = (hm.load_dataset(n) for n in ("Exam", "Pastes", "Penicillin"))
 big, big_formula = clustered(K=1000, n_per=50, p=5, n_nonzero=50, seed=0)
 hard, hard_formula = clustered(K=1000, n_per=50, p=5, n_nonzero=50, effect=0.5, seed=0)
 CASES = [
-    ("Exam (1 | school), budget 10", "normexam ~ standLRT + sex + (1 | school)", exam, 10),
-    ("Exam (1 + standLRT | school), budget 10", "normexam ~ standLRT + (1 + standLRT | school)", exam, 10),
-    ("Pastes (1 | batch/cask), budget 8", "strength ~ 1 + (1 | batch/cask)", pastes, 8),
-    ("Penicillin crossed, budget 6", "diameter ~ 1 + (1 | plate) + (1 | sample)", pen, 6),
+    *real_data_cases(),
     ("1,000 clusters x 50 rows, effects +-1, budget 50", big_formula, big, 50),
     ("1,000 clusters x 50 rows, effects +-0.5, budget 50", hard_formula, hard, 50),
 ]

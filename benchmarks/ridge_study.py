@@ -25,7 +25,7 @@ import pandas as pd
 
 import hiermio as hm
 from hiermio.reproduce import markdown_table, run_study
-from _common import clustered
+from _common import clustered, real_data_cases
 
 RIDGES = (1e-4, 0.1, 0.3, 1.0, 3.0)
 reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -33,14 +33,10 @@ time_limit = float(sys.argv[2]) if len(sys.argv) > 2 else 30.0
 
 
 def real_cases():
-    exam, pastes, pen = (hm.load_dataset(n) for n in ("Exam", "Pastes", "Penicillin"))
     big, big_formula = clustered(K=1000, n_per=50, p=5, n_nonzero=50, effect=0.5, seed=0)
     mid, mid_formula = clustered(K=500, n_per=50, p=5, n_nonzero=25, effect=0.5, seed=0)
     return [
-        ("Exam (1 | school), budget 10", "normexam ~ standLRT + sex + (1 | school)", exam, 10),
-        ("Exam (1 + standLRT | school), budget 10", "normexam ~ standLRT + (1 + standLRT | school)", exam, 10),
-        ("Pastes (1 | batch/cask), budget 8", "strength ~ 1 + (1 | batch/cask)", pastes, 8),
-        ("Penicillin crossed, budget 6", "diameter ~ 1 + (1 | plate) + (1 | sample)", pen, 6),
+        *real_data_cases(),
         ("500 clusters x 50 rows, p = 5, budget 25", mid_formula, mid, 25),
         ("1,000 clusters x 50 rows, p = 5, budget 50", big_formula, big, 50),
     ]
