@@ -168,6 +168,12 @@ def selection_correction(fit: "MIOFit", bread: np.ndarray) -> SelectionCorrectio
     kernel density of |t| (reflected at 0, Silverman's bandwidth) gives kappa = q f(q) / dim_u and
     the bread loses kappa * sum_u X'WZ_u (Z_u'WZ_u)^-1 Z_u'WX. If that leaves the bread less than
     0.2 of itself in some direction, the term is scaled down to that floor and ``capped`` says so.
+
+    >>> import hiermio as hm
+    >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=4)
+    >>> c = fit.robust().correction
+    >>> c.applied, list(c.kappa), c.matrix.shape
+    (True, ['(1 | Subject)'], (2, 2))
     """
     d, problem = fit.design, fit.problem
     if problem is None or problem.tails:
