@@ -26,6 +26,7 @@ from .design import Design
 from .exceptions import BudgetError
 from .inner import Evaluation, InnerProblem
 from .sufficient import SufficientStats
+from .tails import SignConstrainedStats
 
 __all__ = ["Budget", "BudgetRecord", "SelectionProblem"]
 
@@ -112,7 +113,7 @@ class SelectionProblem:
         if selection == "column":
             signed = np.concatenate([off + np.arange(design.terms[i].n_columns) for i, off in
                                      enumerate(design.term_offsets()) if i in tailed] or [np.zeros(0, int)])
-            source, sign = _coordinates(design.n_columns if design.terms else 0, signed)
+            source, sign = SignConstrainedStats.layout(design.n_columns if design.terms else 0, signed)
             term_of_col = np.repeat(np.arange(len(design.terms)), [t.n_columns for t in design.terms])
             group_index = {}
             for i, t in enumerate(design.terms):
@@ -135,12 +136,10 @@ class SelectionProblem:
                 unit_of_col.append(first_unit[t.term.group] + np.repeat(np.arange(t.n_levels), t.q))
             unit_of_col_a = np.concatenate(unit_of_col) if unit_of_col else np.zeros(0, int)
             group_of_unit = np.concatenate(group_of_unit) if group_of_unit else np.zeros(0, int)
-        budgets = np.array([x for b in per_group for x in (b if isinstance(b, tuple) else (b,))], dtype=int)
+        budgets = _flat(per_group)
         # the budget is checked before the one pass over the rows
         stats = stats if stats is not None else SufficientStats.from_design(design, mu)
         if tailed:
-            from .tails import SignConstrainedStats
-
             stats = SignConstrainedStats(stats, signed)
         return cls(stats, unit_of_col_a.astype(int), group_of_unit.astype(int), names, budgets, selection,
                    design=design, tails=tuple(design.terms[i].term.label for i in tailed))
@@ -160,7 +159,7 @@ class SelectionProblem:
         if tails != self.tails:
             raise BudgetError(f"this problem has tail budgets on {list(self.tails) or 'no term'}; another budget "
                               f"must give (below, above) pairs for exactly those terms, got {budget!r}")
-        budgets = np.array([x for b in per_group for x in (b if isinstance(b, tuple) else (b,))], dtype=int)
+        budgets = _flat(per_group)
         return replace(self, budgets=budgets, n_evaluations=0)
 
     @staticmethod
@@ -229,10 +228,9 @@ class SelectionProblem:
         return s
 
 
-def _coordinates(m: int, signed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from .tails import SignConstrainedStats
-
-    return SignConstrainedStats.layout(m, signed)
+def _flat(per_group: list[int | tuple[int, int]]) -> np.ndarray:
+    """One budget per group: a tail pair gives its term's below and above groups."""
+    return np.array([x for b in per_group for x in (b if isinstance(b, tuple) else (b,))], dtype=int)
 
 
 def _group_budgets(budget: Budget, design: Design, selection: str) -> list[int | tuple[int, int]]:
