@@ -154,9 +154,10 @@ def cv(
         raise HierMIOError("give either ridge (one value) or ridges (a grid to tune), not both")
     control = FitControl.from_options(fit_options, "cv", extra=VECTOR_OPTIONS)
     if ridges is not None:
-        if isinstance(ridges, (str, bytes)) or not hasattr(ridges, "__iter__") or not len(list(ridges)):
+        given = list(ridges) if hasattr(ridges, "__iter__") and not isinstance(ridges, (str, bytes)) else []
+        if not given:
             raise HierMIOError(f"ridges must be a non-empty list of ridge weights, got {ridges!r}")
-        ridges = [control.updated(ridge=r).ridge for r in ridges]  # each validated as a ridge
+        ridges = [control.updated(ridge=r).ridge for r in given]  # each validated as a ridge
     parsed = parse_formula(formula)
     if not parsed.random:
         raise HierMIOError("cv chooses the budget of random terms; the formula has none")
