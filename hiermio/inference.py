@@ -76,7 +76,7 @@ class RobustCovariance:
         return self.n_clusters - 1
 
 
-def support_system(fit: "MIOFit") -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
+def support_system(fit: "MIOFit", mu: np.ndarray | None = None) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
     """D = [X : Z_S] (the fixed part and the selected columns), the prior weights w, and the
     penalised cross product A = D'WD + P whose inverse the reported estimates solve with (P: the
     refit's tiny ridge on the selected columns, or the selection's ridge with ``refit=False``).
@@ -91,7 +91,7 @@ def support_system(fit: "MIOFit") -> tuple[sp.csc_matrix, np.ndarray, np.ndarray
     cols = np.flatnonzero(fit.gamma != 0)
     D = sp.hstack([sp.csc_matrix(d.X), random_design_matrix(d).tocsc()[:, cols]]).tocsc()
     w = d.weights if d.weights is not None else np.ones(d.n)
-    penalty = np.concatenate([np.zeros(d.p), fit.estimate_mu[cols]])
+    penalty = np.concatenate([np.zeros(d.p), (fit.estimate_mu if mu is None else mu)[cols]])
     return D, w, (D.T @ sp.diags(w) @ D).toarray() + np.diag(penalty)
 
 
@@ -176,17 +176,15 @@ def selection_correction(fit: "MIOFit", bread: np.ndarray) -> SelectionCorrectio
     (True, ['(1 | Subject)'], (2, 2))
     """
     d, problem = fit.design, fit.problem
-    if problem is None or problem.tails:
-        return SelectionCorrection.none("not available for tail budgets" if problem is not None else "")
+    if problem.tails:
+        return SelectionCorrection.none("not available for tail budgets")
     p = d.p
     if p == 0:
         return SelectionCorrection.none()
     Z = random_design_matrix(d).tocsc()
-    W = d.weights if d.weights is not None else np.ones(d.n)
     mu = fit.mu  # the selection's ridge: the gains are the selection objective's
-    S = np.flatnonzero(np.isin(problem.unit_of_col, np.flatnonzero(fit.support)))
-    D = sp.hstack([sp.csc_matrix(d.X), Z[:, S]]).tocsc()
-    A = (D.T @ sp.diags(W) @ D).toarray() + np.diag(np.r_[np.zeros(p), mu[S]])
+    D, W, A = support_system(fit, mu)  # the support's columns, under the selection's ridge
+    S = np.flatnonzero(fit.gamma != 0)  # support_system's columns, in its order
     Ainv = np.linalg.inv(A)
     y = d.y_adjusted
     theta = Ainv @ (D.T @ (W * y))

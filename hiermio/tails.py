@@ -55,7 +55,7 @@ class SignConstrainedStats(InnerProblem):
         self._source, self.sign = self.layout(base.m, self.signed)
         self.m, self.p = len(self._source), base.p
         self.mu = base.mu[self._source]
-        first = np.cumsum(np.r_[0, np.where(np.isin(np.arange(base.m), self.signed), 2, 1)])[:-1]
+        first = np.searchsorted(self._source, np.arange(base.m))  # each column's first coordinate
         self._free = np.setdiff1d(np.arange(base.m), self.signed)
         self._free_coord = first[self._free]
         self._below, self._above = first[self.signed], first[self.signed] + 1

@@ -16,7 +16,7 @@ compare_lmer <- function(formula, data, budget = 5, REML = TRUE, weights = NULL,
   data <- as.data.frame(data)
   w <- eval(substitute(weights), data, parent.frame())
   if (identical(budget, "cv")) {
-    f <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
+    f <- .formula_string(formula)
     chosen <- .py(.hm$module$cv(f, .to_pandas(data)))
     budget <- as.integer(chosen$best_budget_)
   }

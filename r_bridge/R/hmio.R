@@ -30,8 +30,7 @@ hmio <- function(formula, data, budget, weights = NULL, offset = NULL, REML = NU
   if (!is.null(REML))
     warning("REML has no meaning for hiermio: the fit is penalised least squares with no variance components ",
             "to estimate, so REML = ", deparse(REML), " is ignored", call. = FALSE)
-  if (inherits(formula, "formula")) formula <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
-  if (!is.character(formula) || length(formula) != 1) stop("formula must be a formula or one string", call. = FALSE)
+  formula <- .formula_string(formula)
   if (is.list(budget)) budget <- reticulate::dict(budget)
   data <- as.data.frame(data)
   # weights and offset as lme4 takes them: a column of data (unquoted) or one number per row
