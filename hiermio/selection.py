@@ -199,7 +199,14 @@ class SelectionProblem:
         return np.asarray(s_unit, dtype=float)[self.unit_of_col]
 
     def units_of_columns(self, cols: np.ndarray) -> np.ndarray:
-        """The units that switch on any of the design columns ``cols`` (both sides of a tailed column)."""
+        """The units that switch on any of the design columns ``cols`` (both sides of a tailed column).
+
+        >>> import pandas as pd
+        >>> from hiermio.design import build_design
+        >>> d = build_design("y ~ 1 + (1 | g)", pd.DataFrame({"y": [1., 2, 3, 5], "g": [0, 0, 1, 1]}))
+        >>> SelectionProblem.build(d, {"(1 | g)": (1, 1)}, np.ones(2)).units_of_columns([1]).tolist()
+        [2, 3]
+        """
         return np.unique(self.unit_of_col[np.isin(self.stats.source, cols)])
 
     def unit_grad(self, ev: Evaluation) -> np.ndarray:
