@@ -106,6 +106,11 @@ class FitControl:
     enumerate_below
         Problems with at most this many supports that use every budget in full are solved by
         evaluating them all (exact, and faster than a search); 0 always searches.
+    search
+        How the search proves its bound. ``"auto"`` branches on the fixed effects
+        (:mod:`hiermio.fixed_branching`) when every cluster effect belongs to one grouping factor
+        and no term has a tail budget, and runs SCIP's outer approximation otherwise;
+        ``"fixed_effects"`` and ``"outer_approximation"`` ask for one of them.
     refit
         Select, then refit: the support is chosen (and certified) on the L0-ridge objective, and
         the reported fixed and cluster effects are refitted on it without the ridge (a ridge
@@ -126,6 +131,8 @@ class FitControl:
     certify: bool = field(default=True, metadata={"help": "run the branch-and-bound (else: relaxation bound only)"})
     enumerate_below: int = field(default=2000, metadata={"help": "enumerate problems with at most this many "
                                                                  "full supports"})
+    search: str = field(default="auto", metadata={"help": "branch on the fixed effects (one grouping factor), SCIP's "
+                                                          "outer approximation, or auto"})
     refit: bool = field(default=True, metadata={"help": "report estimates refitted without the ridge on the "
                                                         "selected support (else: the selection's ridge estimates)"})
 
@@ -147,6 +154,7 @@ class FitControl:
         set_(self, "verbose", _check_bool(self.verbose, "verbose"))
         set_(self, "certify", _check_bool(self.certify, "certify"))
         set_(self, "enumerate_below", check_integer(self.enumerate_below, "enumerate_below", 0))
+        check_choice(self.search, "search", ("auto", "fixed_effects", "outer_approximation"))
         set_(self, "refit", _check_bool(self.refit, "refit"))
 
     @classmethod

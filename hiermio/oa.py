@@ -20,17 +20,19 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 from pyscipopt import SCIP_PARAMSETTING, SCIP_RESULT, SCIP_STAGE, Conshdlr, Model, quicksum
 
 from .certificate import Certificate, SolverProgress
+from .exceptions import BudgetError
+from .fixed_branching import SeparableForm, branch_on_fixed
 from .relaxation import FrankWolfeBound, LowerBound
 from .selection import SelectionProblem
 
-__all__ = ["SolverOptions", "solve", "bound_only", "enumerate_supports",
+__all__ = ["SolverOptions", "solve", "bound_only", "enumerate_supports", "fixed_effects_form",
            "n_full_supports"]
 
 # SCIP's feasibility tolerance, in scaled units (objective divided by c(0), so of order one). An
@@ -54,6 +56,7 @@ class SolverOptions:
     fw_iterations_root: int = 300  # before the search: the root LP starts at the relaxation bound
     fw_iterations_node: int = 30  # per separation round
     enumeration_limit: int = 2000  # problems with at most this many full supports are enumerated
+    search: str = "auto"  # auto | fixed_effects | outer_approximation (see FitControl.search)
     lower_bound: LowerBound = field(default_factory=FrankWolfeBound)  # root, node and screening bounds
 
 
@@ -239,6 +242,16 @@ def solve(
         return s, Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
     if n_full_supports(problem) <= opts.enumeration_limit:
         return enumerate_supports(problem, t0)
+    form = fixed_effects_form(problem, opts)
+    fixed_dual = -np.inf
+    if form is not None:
+        support, cert = branch_on_fixed(problem, starts, opts.time_limit - (time.perf_counter() - t0), opts.gap,
+                                        form, callback=opts.callback)
+        if cert.status != "bound_limit":
+            return support, replace(cert, time=time.perf_counter() - t0)
+        # a box that cannot be split still holds a Lagrangian gap: the branch-and-cut goes on from
+        # the incumbent, and its bound is combined with this one (both are global bounds)
+        starts, fixed_dual = [support, *starts], cert.dual
     null_value = problem.value(np.zeros(U))
 
     model = Model("hiermio-oa")
@@ -290,12 +303,35 @@ def solve(
     support = ms.best_support if ms.best_support is not None else np.asarray(starts[0], float)
     value = problem.value(support)
     # c(all units) <= c(s) for every s: a valid bound however early the search stopped
-    dual = min(max(model.getDualbound() * null_value, ms.oracle(ones)[0] * null_value, 0.0), value)
+    dual = min(max(model.getDualbound() * null_value, ms.oracle(ones)[0] * null_value, 0.0, fixed_dual), value)
     if status == "optimal":
         dual = max(dual, value - 1e-9 * abs(value))  # SCIP proved it; keep floating noise out of the gap
     cert = Certificate(status, value, dual, nodes=model.getNTotalNodes(), cuts=ms.n_cuts,
                        evaluations=problem.n_evaluations - ms.first_evaluation, time=time.perf_counter() - t0)
     return support, cert
+
+
+def fixed_effects_form(problem: SelectionProblem, options: SolverOptions) -> SeparableForm | None:
+    """The form the search branches on when ``options.search`` asks for (or, under "auto", allows)
+    branching on the fixed effects; None when the outer approximation runs.
+
+    >>> import pandas as pd
+    >>> from hiermio.design import build_design
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 5, 7], "g": list("aabbcc"), "h": list("ababab")})
+    >>> sel = SelectionProblem.build(build_design("y ~ 1 + (1 | g)", df), 1, np.ones(3))
+    >>> type(fixed_effects_form(sel, SolverOptions())).__name__
+    'SeparableForm'
+    >>> crossed = SelectionProblem.build(build_design("y ~ 1 + (1 | g) + (1 | h)", df), 1, np.ones(5))
+    >>> fixed_effects_form(crossed, SolverOptions()) is None
+    True
+    """
+    if options.search == "outer_approximation":
+        return None
+    form = SeparableForm.build(problem)
+    if options.search == "fixed_effects" and form is None:
+        raise BudgetError("search='fixed_effects' needs a model whose cluster effects all belong to one grouping "
+                          "factor, without tail budgets; use search='auto' or 'outer_approximation'")
+    return form
 
 
 def bound_only(problem: SelectionProblem, support: np.ndarray, options: SolverOptions | None = None) -> Certificate:

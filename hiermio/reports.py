@@ -6,7 +6,7 @@
 L0-constrained mixed model fit by mixed-integer optimization [hiermio]
 Formula: Reaction ~ Days + (1 | Subject)
 ...
-Control: ridge 1, selection column, time_limit 60 s, gap 0.0001, seed 0, certify True, enumerate_below 2000, refit True
+Control: ridge 1, selection column, time_limit 60 s, gap 0.0001, seed 0, certify True, enumerate_below 2000, search auto, refit True
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Summary:
             c = f.control
             lines += ["", f"Control: ridge {c.ridge:g}, selection {c.selection}, time_limit {c.time_limit:g} s, "
                           f"gap {c.gap:g}, seed {c.seed}, certify {c.certify}, enumerate_below {c.enumerate_below}, "
-                          f"refit {c.refit}"]
+                          f"search {c.search}, refit {c.refit}"]
         if f.warnings:
             lines += ["", "Warnings:", *[f"  {w}" for w in f.warnings]]
         return "\n".join(lines)

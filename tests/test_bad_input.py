@@ -222,7 +222,8 @@ def test_cli_given_a_directory_or_a_bad_budget(tmp_path, df):
 def test_gap_above_the_requested_one_warns_and_is_listed():
     df = simulate(K=150, n_per=4, n_nonzero=40, effect=0.35, seed=2)
     with pytest.warns(hm.HierMIOWarning, match="time limit .* proven gap of .* above the requested"):
-        res = hm.fit("y ~ x + (1 | g)", df, budget=40, ridge=0.05, time_limit=0.3, gap=0.0, enumerate_below=0)
+        res = hm.fit("y ~ x + (1 | g)", df, budget=40, ridge=0.05, time_limit=0.3, gap=0.0, enumerate_below=0,
+                     search="outer_approximation")
     assert res.certificate.gap > 0
     assert any("above the requested" in w for w in res.warnings)
 
@@ -289,12 +290,16 @@ INTERRUPTIBLE = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("call, finished", [
-    # budget 1 has 300 supports (enumerated at once); budget 60 is a long search
-    ('hm.path("y ~ x + (1 | g)", df, budgets=[1, 60, 70, 80, 90], ridge=0.05, time_limit=30, gap=0.0)', "[1]"),
+    # budget 1 has 300 supports (enumerated at once); budget 60 is a long search in SCIP
+    ('hm.path("y ~ x + (1 | g)", df, budgets=[1, 60, 70, 80, 90], ridge=0.05, time_limit=30, gap=0.0, '
+     'search="outer_approximation")', "[1]"),
     # a user's own loop of fits stops too: Interrupted is a KeyboardInterrupt
-    ('[hm.fit("y ~ x + (1 | g)", df, b, ridge=0.05, time_limit=30, gap=0.0) for b in (60, 70, 80)]', "None"),
-    ('hm.cv("y ~ x + (1 | g)", df, [60, 70], folds=3, certify=True, ridge=0.05, time_limit=30, gap=0.0)', "None"),
-    ('hm.stability("y ~ x + (1 | g)", df, 60, B=4, certify=True, ridge=0.05, time_limit=30, gap=0.0)', "None"),
+    ('[hm.fit("y ~ x + (1 | g)", df, b, ridge=0.05, time_limit=30, gap=0.0, search="outer_approximation") '
+     'for b in (60, 70, 80)]', "None"),
+    ('hm.cv("y ~ x + (1 | g)", df, [60, 70], folds=3, certify=True, ridge=0.05, time_limit=30, gap=0.0, '
+     'search="outer_approximation")', "None"),
+    ('hm.stability("y ~ x + (1 | g)", df, 60, B=4, certify=True, ridge=0.05, time_limit=30, gap=0.0, '
+     'search="outer_approximation")', "None"),
 ])
 def test_ctrl_c_stops_the_whole_loop(call, finished):
     proc = subprocess.Popen([PY, "-c", INTERRUPTIBLE.replace("{call}", call)], stdout=subprocess.PIPE,
@@ -336,7 +341,10 @@ def test_interrupted_fit_keeps_its_best_support(monkeypatch):
 def test_ridge_at_its_floor_certifies_a_small_problem_through_scip():
     """ridge=1e-8 once spent the whole time limit (12,449 cuts, 1 node) on six levels."""
     df = simulate(K=6, n_per=10, n_nonzero=2, seed=1)
-    res = hm.fit("y ~ x + (1 | g)", df, 2, ridge=1e-6, time_limit=20, enumerate_below=0)
+    res = hm.fit("y ~ x + (1 | g)", df, 2, ridge=1e-6, time_limit=20, enumerate_below=0, search="outer_approximation")
     assert res.certificate.status == "optimal" and res.certificate.solver.startswith("SCIP")
     enum = hm.fit("y ~ x + (1 | g)", df, 2, ridge=1e-6)
     assert enum.certificate.primal == pytest.approx(res.certificate.primal, rel=1e-9)
+    fixed = hm.fit("y ~ x + (1 | g)", df, 2, ridge=1e-6, time_limit=20, enumerate_below=0, gap=0.0)
+    assert fixed.certificate.solver == "branch-and-bound on the fixed effects"
+    assert fixed.certificate.primal == pytest.approx(enum.certificate.primal, rel=1e-9)

@@ -153,11 +153,13 @@ def test_enumeration_and_branch_and_cut_agree_with_brute_force():
     mu = default_mu(design, 0.3)
     best, _ = brute_force(SelectionProblem.build(design, 3, mu), design, mu)
     enum = hm.fit("y ~ x + (1 + z | g)", df, 3, ridge=0.3, gap=0.0)
-    search = hm.fit("y ~ x + (1 + z | g)", df, 3, ridge=0.3, gap=0.0, enumerate_below=0)
+    search = hm.fit("y ~ x + (1 + z | g)", df, 3, ridge=0.3, gap=0.0, enumerate_below=0, search="outer_approximation")
+    fixed = hm.fit("y ~ x + (1 + z | g)", df, 3, ridge=0.3, gap=0.0, enumerate_below=0)
     assert enum.certificate.solver.startswith("enumeration")
     assert search.certificate.solver.startswith("SCIP")
-    assert enum.certificate.primal == pytest.approx(best, rel=1e-9)
-    assert search.certificate.primal == pytest.approx(best, rel=1e-9)
+    assert fixed.certificate.solver == "branch-and-bound on the fixed effects"
+    for f in (enum, search, fixed):
+        assert f.certificate.primal == pytest.approx(best, rel=1e-9)
 
 
 def test_tiny_time_limit_bound_is_never_below_the_full_support():
