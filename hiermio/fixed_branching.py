@@ -99,7 +99,6 @@ class SeparableForm:
     eg: np.ndarray  # (O, K, q)
     cost: np.ndarray  # (O, G) units each option uses, per budget group
     budgets: np.ndarray  # (G,)
-    option_units: np.ndarray  # (O, K, n_slots) bool mask x unit id -> see units()
     slot_units: np.ndarray  # (K, n_slots) unit id of each slot of each level
     option_slots: np.ndarray  # (O, n_slots) bool: which slots an option switches on
     value_scale: float
@@ -150,10 +149,10 @@ class SeparableForm:
         u0 = vb - np.einsum("kap,p->ka", Cb, delta_bar)
         Ct = np.einsum("kap,pr->kar", Cb, V)
         options = np.array(list(itertools.product([False, True], repeat=n_slots)), dtype=bool)  # (O, n_slots)
-        O = len(options)
-        D, Dg = np.zeros((2, O, K, q, p))
-        e, eg = np.zeros((2, O, K, q))
-        cost = np.zeros((O, G), dtype=int)
+        n_options = len(options)
+        D, Dg = np.zeros((2, n_options, K, q, p))
+        e, eg = np.zeros((2, n_options, K, q))
+        cost = np.zeros((n_options, G), dtype=int)
 
         def rows(P):  # F with F'F = P, row by row
             ev, U = np.linalg.eigh(0.5 * (P + np.swapaxes(P, 1, 2)))
@@ -172,7 +171,7 @@ class SeparableForm:
         sensitivity = np.sqrt(np.einsum("kip->p", D[0] ** 2)) if p else np.zeros(0)
         c_none = stats.yty
         w = V.T @ delta_bar if p else np.zeros(0)
-        return cls(c_min, lam, D, e, c_none, w, Dg, eg, cost, problem.budgets.astype(int), None, slot_units, options,
+        return cls(c_min, lam, D, e, c_none, w, Dg, eg, cost, problem.budgets.astype(int), slot_units, options,
                    stats.y_scale ** 2, problem.n_units, sensitivity, V, delta_bar, stats)
 
     def fixed_effects(self, theta: np.ndarray) -> np.ndarray:
@@ -243,9 +242,9 @@ class SeparableForm:
     def cheapest(self, ell: np.ndarray) -> tuple[float, np.ndarray]:
         """A lower bound on min_S sum_k ell[T_k, k] within the budgets, and the options that attain it
         (possibly over budget when the bound is a Lagrangian one)."""
-        O, K = ell.shape
+        n_options, K = ell.shape
         G = len(self.budgets)
-        if O == 2 and G == 1:  # one unit per level: free the levels that lose most, exactly
+        if n_options == 2 and G == 1:  # one unit per level: free the levels that lose most, exactly
             c = int(self.cost[1, 0])
             n_free = min(K, int(self.budgets[0]) // c) if c else K
             saving = ell[0] - ell[1]

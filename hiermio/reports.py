@@ -6,7 +6,7 @@
 L0-constrained mixed model fit by mixed-integer optimization [hiermio]
 Formula: Reaction ~ Days + (1 | Subject)
 ...
-Control: ridge 1, selection column, time_limit 60 s, gap 0.0001, seed 0, certify True, enumerate_below 2000, search auto, refit True
+Control: ridge 1, selection column, time_limit 60 s, gap 0.0001, seed 0, certify True, enumerate_below 2000, ...
 """
 
 from __future__ import annotations

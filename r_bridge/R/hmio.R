@@ -16,7 +16,9 @@
 #'   \code{ridge} (1; the selection's ridge, relative to the median per-level z'z), \code{selection} ("column": a budget
 #'   per term, or "cluster": a level's effects enter together), \code{time_limit} (60 s), \code{gap}
 #'   (1e-4), \code{seed}, \code{threads}, \code{certify} (TRUE), \code{na_action} ("drop"),
-#'   \code{enumerate_below}. A misspelt option is an error that names it.
+#'   \code{enumerate_below}, \code{search} ("auto": branch on the fixed effects when every cluster effect belongs to
+#'   one grouping factor, else SCIP's outer approximation; or "fixed_effects", "outer_approximation"). A misspelt
+#'   option is an error that names it.
 #' @return An object of class \code{hmio}.
 #' @examples
 #' if (hiermio_available()) {
