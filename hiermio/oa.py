@@ -39,6 +39,7 @@ __all__ = ["SolverOptions", "solve", "bound_only", "enumerate_supports", "fixed_
 # integral point whose eta is below c(s) by more than this gets a cut; within it, the LP cannot be
 # made to move and cutting again would loop. The returned objective is always recomputed exactly.
 _FEASTOL = 1e-7
+_FIXED_NODES_BEFORE_SCIP = 200
 
 
 @dataclass
@@ -243,15 +244,18 @@ def solve(
     if n_full_supports(problem) <= opts.enumeration_limit:
         return enumerate_supports(problem, t0)
     form = fixed_effects_form(problem, opts)
-    fixed_dual = -np.inf
+    fixed_dual, fixed_nodes = -np.inf, 0
     if form is not None:
+        # several units per level: the bound goes through a Lagrangian on the budget, whose duality
+        # gap can keep small problems open; under "auto" SCIP takes over after a few hundred boxes
+        cap = _FIXED_NODES_BEFORE_SCIP if opts.search == "auto" and not form.sortable else 10**9
         support, cert = branch_on_fixed(problem, starts, opts.time_limit - (time.perf_counter() - t0), opts.gap,
-                                        form, callback=opts.callback)
-        if cert.status != "bound_limit":
+                                        form, node_limit=cap, callback=opts.callback)
+        if cert.status not in ("bound_limit", "node_limit"):
             return support, replace(cert, time=time.perf_counter() - t0)
-        # a box that cannot be split still holds a Lagrangian gap: the branch-and-cut goes on from
-        # the incumbent, and its bound is combined with this one (both are global bounds)
-        starts, fixed_dual = [support, *starts], cert.dual
+        # the branch-and-cut goes on from the incumbent, and its bound is combined with this one
+        # (both are global bounds)
+        starts, fixed_dual, fixed_nodes = [support, *starts], cert.dual, cert.nodes
     null_value = problem.value(np.zeros(U))
 
     model = Model("hiermio-oa")
@@ -306,8 +310,10 @@ def solve(
     dual = min(max(model.getDualbound() * null_value, ms.oracle(ones)[0] * null_value, 0.0, fixed_dual), value)
     if status == "optimal":
         dual = max(dual, value - 1e-9 * abs(value))  # SCIP proved it; keep floating noise out of the gap
-    cert = Certificate(status, value, dual, nodes=model.getNTotalNodes(), cuts=ms.n_cuts,
+    cert = Certificate(status, value, dual, nodes=model.getNTotalNodes() + fixed_nodes, cuts=ms.n_cuts,
                        evaluations=problem.n_evaluations - ms.first_evaluation, time=time.perf_counter() - t0)
+    if fixed_nodes:
+        cert.solver = f"branch-and-bound on the fixed effects ({fixed_nodes} boxes), then {cert.solver}"
     return support, cert
 
 

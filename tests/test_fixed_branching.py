@@ -159,3 +159,18 @@ def test_ctrl_c_returns_the_incumbent_and_a_valid_bound(monkeypatch):
     support, cert = branch_on_fixed(problem, [], gap=0.0, form=form)
     assert cert.status == "interrupted" and problem.is_feasible(support)
     assert cert.dual <= truth * (1 + 1e-9) <= cert.primal * (1 + 2e-9)
+
+
+def test_auto_hands_a_stubborn_lagrangian_gap_to_scip():
+    """Several units per level on a small problem: the Lagrangian's duality gap keeps boxes open,
+    so "auto" passes its incumbent and bound to SCIP after a few hundred boxes; the optimum is the
+    enumerated one."""
+    from reference import simulate
+
+    df = simulate(seed=11, K=8, slope=True)
+    fit = hm.fit("y ~ x + (1 + z | g)", df, 5, ridge=0.5, gap=0.0, progress=False)
+    enum = hm.fit("y ~ x + (1 + z | g)", df, 5, ridge=0.5, enumerate_below=10**5, progress=False)
+    assert enum.certificate.solver.startswith("enumeration")
+    assert fit.certificate.solver.startswith("branch-and-bound on the fixed effects (200 boxes), then SCIP")
+    assert fit.certificate.status == "optimal"
+    assert fit.certificate.primal == pytest.approx(enum.certificate.primal, rel=1e-9)
