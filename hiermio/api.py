@@ -122,8 +122,8 @@ def fit(
     enumerate_below
         Problems with at most this many full supports are solved exactly by evaluating them all.
     search
-        ``"auto"`` (default): when every cluster effect belongs to one grouping factor (and no
-        term has a tail budget), branch on the fixed effects (:mod:`hiermio.fixed_branching`),
+        ``"auto"`` (default): when every cluster effect belongs to one grouping factor (no
+        term has a tail budget, at most 10 fixed effects), branch on the fixed effects (:mod:`hiermio.fixed_branching`),
         which certifies small ridges and thousands of clusters in seconds; otherwise (crossed or
         nested factors, tails) SCIP's outer approximation. ``"fixed_effects"`` or
         ``"outer_approximation"`` force one.

@@ -108,8 +108,9 @@ class FitControl:
         evaluating them all (exact, and faster than a search); 0 always searches.
     search
         How the search proves its bound. ``"auto"`` branches on the fixed effects
-        (:mod:`hiermio.fixed_branching`) when every cluster effect belongs to one grouping factor
-        and no term has a tail budget, and runs SCIP's outer approximation otherwise;
+        (:mod:`hiermio.fixed_branching`) when every cluster effect belongs to one grouping factor,
+        no term has a tail budget and there are at most 10 fixed effects, and runs SCIP's outer
+        approximation otherwise;
         ``"fixed_effects"`` and ``"outer_approximation"`` ask for one of them.
     refit
         Select, then refit: the support is chosen (and certified) on the L0-ridge objective, and
