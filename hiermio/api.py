@@ -244,7 +244,8 @@ def optimize(problem: SelectionProblem, control: FitControl = FitControl(), warm
     t2 = time.perf_counter()
     rest = replace(options, time_limit=max(0.0, options.time_limit - (t2 - t1)))
     if control.certify:
-        support, cert = solve(problem, [start] + ([warm] if form is not None and warm is not None else []), rest)
+        support, cert = solve(problem, [start] + ([warm] if form is not None and warm is not None else []), rest,
+                              form=form)
     else:
         support, cert = start, bound_only(problem, start, rest)
     cert = replace(cert, null=problem.value(np.zeros(problem.n_units)))  # for the gap relative to the signal

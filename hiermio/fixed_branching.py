@@ -454,8 +454,6 @@ def branch_on_fixed(
             lo, hi = new_lo, new_hi
             if not shrunk:
                 break
-        theta = np.clip(0.0, lo, hi)  # the box's best point for c(all; .)
-        spread = (hi - lo) * form.sensitivity
         if form.sortable:
             ell, gain = form.losses(lo, hi)
             second, theta, spread = form.screened_bound(lo, hi, ell, gain)

@@ -226,8 +226,12 @@ def solve(
     problem: SelectionProblem,
     starts: list[np.ndarray],
     options: SolverOptions | None = None,
+    form: SeparableForm | None = None,
 ) -> tuple[np.ndarray, Certificate]:
     """Minimise c over binary supports within the budgets; returns the support and its certificate.
+
+    ``form`` is :func:`fixed_effects_form`'s answer when the caller already has it (None: solve
+    asks for it itself).
 
     ``starts`` are binary supports from heuristics: the best is SCIP's starting solution and each
     contributes an initial cut. A time limit returns the best support found, with the gap proven.
@@ -244,7 +248,7 @@ def solve(
         return s, Certificate("closed_form", value, value, evaluations=1, time=time.perf_counter() - t0)
     if n_full_supports(problem) <= opts.enumeration_limit:
         return enumerate_supports(problem, t0)
-    form = fixed_effects_form(problem, opts)
+    form = form if form is not None else fixed_effects_form(problem, opts)
     fixed_dual, fixed_nodes = -np.inf, 0
     if form is not None:
         # several units per level: the bound goes through a Lagrangian on the budget, whose duality

@@ -320,8 +320,8 @@ def test_interrupted_fit_keeps_its_best_support(monkeypatch):
     import hiermio.api
     from hiermio.oa import solve as real_solve
 
-    def interrupted_solve(problem, starts, options):
-        support, cert = real_solve(problem, starts, options)
+    def interrupted_solve(problem, starts, options, **kwargs):
+        support, cert = real_solve(problem, starts, options, **kwargs)
         cert.status = "interrupted"
         return support, cert
 
