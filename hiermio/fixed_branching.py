@@ -358,7 +358,15 @@ class SeparableForm:
 
     def first_support(self) -> np.ndarray:
         """The best support at the fixed effects of the fit with every unit free: one sort (or one
-        Lagrangian pass) over the levels, a first solution in milliseconds."""
+        Lagrangian pass) over the levels, a first solution in milliseconds.
+
+        >>> import pandas as pd
+        >>> from hiermio.design import build_design
+        >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 9, 9], "g": list("aabbcc")})
+        >>> sel = SelectionProblem.build(build_design("y ~ 1 + (1 | g)", df), 1, np.ones(3))
+        >>> SeparableForm.build(sel).first_support().tolist()
+        [0.0, 0.0, 1.0]
+        """
         return self.support(self.exact_losses(np.zeros(len(self.lam))))
 
     def exact_losses(self, theta: np.ndarray) -> np.ndarray:
