@@ -12,6 +12,9 @@ import pandas as pd
 
 from .control import REFIT_RIDGE, FitControl
 from .design import Design, build_design
+from .sources import is_out_of_core
+from .streaming import finish_fixed_columns, learn_design
+from .sufficient import SufficientStats, cross_products
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .heuristics import greedy, local_search
 from .certificate import Certificate, SolverProgress
@@ -23,14 +26,15 @@ from .selection import Budget, SelectionProblem
 __all__ = ["fit", "build_problem", "optimize", "make_fit", "Solution", "default_mu", "solver_warnings"]
 
 
-def default_mu(design: Design, ridge: float) -> np.ndarray:
+def default_mu(design: Design, ridge: float, zz: np.ndarray | None = None) -> np.ndarray:
     """Ridge weight of every random-effect column: ``ridge`` x the median over levels of z'z.
 
     For a random intercept z'z is the level's row count, so the default ``ridge=1`` halves the
     selection's estimate of a cluster of median size (1/(1 + 1)); slopes get the same relative
     shrinkage whatever the units of their covariate. The shrinkage is the selection's only: the
     reported estimates are refitted without it (``refit=True``). The default was chosen by
-    ``benchmarks/ridge_study.py`` (README, "Choosing the ridge").
+    ``benchmarks/ridge_study.py`` (README, "Choosing the ridge"). ``zz``: every column's
+    (weighted) z'z, the diagonal of Z'WZ, when the rows are not at hand.
 
     >>> import pandas as pd
     >>> from hiermio.design import build_design
@@ -39,13 +43,17 @@ def default_mu(design: Design, ridge: float) -> np.ndarray:
     [1.0, 1.0]
     """
     parts = []
-    for t in design.terms:
+    for k, (off, t) in enumerate(zip(design.term_offsets(), design.terms)):
         per_coef = []
         for c in range(t.q):
-            w = t.values[:, c] ** 2 if design.weights is None else design.weights * t.values[:, c] ** 2
-            zz = np.bincount(t.codes, weights=w, minlength=t.n_levels)
-            med = float(np.median(zz))
-            per_coef.append(ridge * (med if med > 0 else max(float(zz.mean()), 1.0)))
+            if zz is not None:
+                col_zz = zz[off + c: off + t.n_columns: t.q]
+            else:
+                w = t.values[:, c] ** 2 if design.weights is None else design.weights * t.values[:, c] ** 2
+                col_zz = np.bincount(t.codes, weights=w, minlength=t.n_levels)
+
+            med = float(np.median(col_zz))
+            per_coef.append(ridge * (med if med > 0 else max(float(col_zz.mean()), 1.0)))
         parts.append(np.tile(per_coef, t.n_levels))
     return np.concatenate(parts) if parts else np.zeros(0)
 
@@ -185,21 +193,31 @@ def fit(
 
 
 # ---------------------------------------------------------------------------------- the stages
-def build_problem(formula: str, data: pd.DataFrame, budget: Budget, control: FitControl = FitControl(), *,
-                  weights: Any = None, offset: Any = None) -> SelectionProblem:
+def build_problem(formula: str, data: Any, budget: Budget, control: FitControl = FitControl(), *,
+                  weights: Any = None, offset: Any = None, progress: bool | None = None) -> SelectionProblem:
     """Stage 1: formula and data -> design -> ridge weights -> inner problem -> units and budgets.
 
     Everything is checked here, before the search: the formula against the data, the budget
     against the terms. The one pass over the rows happens here; nothing after it depends on n.
+    ``data`` read in partitions (a dask DataFrame, a parquet path, chunks: :mod:`hiermio.streaming`)
+    takes two or three passes, one partition in memory at a time.
 
     >>> import hiermio as hm
     >>> problem = build_problem("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 3)
     >>> problem.n_units, problem.budgets.tolist(), problem.design.p
     (18, [3], 2)
     """
-    design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
-    mu = default_mu(design, control.ridge)  # cheap; SelectionProblem.build checks the budget before the pass
-    return SelectionProblem.build(design, budget, mu, control.selection)
+    if is_out_of_core(data):
+        design = learn_design(formula, data, control.na_action, weights, offset, progress=progress)
+    else:
+        design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
+
+    def statistics() -> SufficientStats:  # the pass over the rows: SelectionProblem.build checks the budget first
+        final, cp = finish_fixed_columns(design, cross_products(design, progress=progress))
+        stats = SufficientStats.from_cross_products(cp, final, np.ones(final.n_columns))
+        return stats.with_mu(default_mu(final, control.ridge, zz=stats.G.diagonal()))
+
+    return SelectionProblem.build(design, budget, None, control.selection, stats=statistics)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,9 @@ from .modelmatrix import ColumnLayout, aliased_columns
 from .rsyntax import Name, Node, deparse, parse
 from .variables import Value, combine_factors, evaluate, r_label, referenced_columns
 
-__all__ = ["TermDesign", "Design", "build_design", "group_labels", "required_columns", "vector_args_as_columns",
-           "carry_vector_options", "random_design_matrix", "constant_columns"]
+__all__ = ["TermDesign", "Design", "RowBlock", "FrameValues", "model_frame_values", "build_design", "group_labels",
+           "required_columns", "vector_args_as_columns", "carry_vector_options", "random_design_matrix",
+           "constant_columns", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term"]
 
 
 @dataclass
@@ -50,6 +51,12 @@ class TermDesign:
     values: np.ndarray  # (n, q) covariate values z
     layout: ColumnLayout = field(repr=False)
     level_strings: tuple[str, ...] = field(default=(), repr=False)  # levels as R spells them
+    sizes: np.ndarray | None = field(default=None, repr=False)  # rows per level, when the rows are not in memory
+
+    @property
+    def level_sizes(self) -> np.ndarray:
+        """Rows of each level."""
+        return self.sizes if self.codes is None else np.bincount(self.codes, minlength=self.n_levels)
 
     @property
     def q(self) -> int:
@@ -87,14 +94,82 @@ class Design:
     _fixed_keep: np.ndarray | None = field(default=None, repr=False)
     weights_column: str | None = None  # the column that holds the weights ("(weights)" for an array)
     offset_column: str | None = None  # the column that holds the offset= argument
+    # data read in partitions (:mod:`hiermio.streaming`): the rows stay there, y, X, rows and the
+    # terms' codes and values are None, and every use of the rows is a pass over ``source``
+    source: Any = field(default=None, repr=False)
+    n_rows: int | None = None
 
     @property
     def n(self) -> int:
-        return len(self.y)
+        return len(self.y) if self.y is not None else int(self.n_rows)
 
     @property
     def p(self) -> int:
-        return self.X.shape[1]
+        return len(self.fixed_names)
+
+    @property
+    def in_memory(self) -> bool:
+        """The rows are here (a pandas frame), not in a source read in partitions."""
+        return self.source is None
+
+    def require_rows(self, what: str) -> None:
+        """Refuse, by name, what needs every training row in memory when the data were read in partitions."""
+        if not self.in_memory:
+            raise DataError(f"{what} needs the training rows in memory, but this fit read its data in partitions "
+                            f"from {self.source.description}; fit on a pandas DataFrame for it")
+
+    def row_blocks(self, rows: int = 1 << 16) -> Iterator["RowBlock"]:
+        """The rows used, in blocks of at most ``rows`` (in memory), or partition by partition."""
+        if not self.in_memory:
+            for frame in self.source.partitions(self.source_columns()):
+                if len(frame):
+                    yield self.block_of(frame)
+            return
+        for start in range(0, self.n, rows):
+            sl = slice(start, start + rows)
+            yield RowBlock(self.X[sl], self.y_adjusted[sl], None if self.weights is None else self.weights[sl],
+                           [t.codes[sl] for t in self.terms], [t.values[sl] for t in self.terms], self.rows[sl],
+                           None if self.offset is None else self.offset[sl])
+
+    def source_columns(self) -> list[str]:
+        """The columns of the data the model uses."""
+        cols = set(self.required_columns(response=True))
+        cols |= {c for c in (self.weights_column,) if c is not None}
+        return sorted(cols)
+
+    def block_of(self, frame: pd.DataFrame) -> "RowBlock":
+        """The rows of ``frame`` that the model uses (complete in every variable), on the training coding."""
+        fv = model_frame_values(self.formula, frame, self._state, self.weights_column, self.offset_column, learn=False)
+        missing, _ = fv.missing()
+        keep = np.flatnonzero(~missing)
+        values = {k: self._recode(k, v.take(keep), fv.where_of[k]) for k, v in fv.values.items()}
+        n = len(keep)
+        y = _finite(_numeric_vector(values[fv.response_key], f"response {self.formula.response!r}"),
+                    f"response {self.formula.response!r}")
+        X = _finite(self._fixed_layout.matrix(values, n), "fixed part", self._fixed_layout.names)[:, self._fixed_keep]
+        w = None
+        if fv.weights is not None:
+            w = fv.weights[keep]
+            if np.any(w < 0):
+                raise DataError("weights must be finite and non-negative")
+        offset = None
+        if fv.offset_nodes or fv.offset is not None:
+            offset = np.zeros(n)
+            for node in fv.offset_nodes:
+                offset += _finite(_numeric_vector(values[deparse(node)], deparse(node)), f"offset {deparse(node)}")
+            if fv.offset is not None:
+                offset += _finite(fv.offset[keep], "offset")
+        codes, zs = [], []
+        for t, g in zip(self.terms, fv.groups):
+            index = {s: i for i, s in enumerate(t.level_strings)}
+            strings = np.asarray(g.levels + [None], dtype=object)[np.where(g.values < 0, len(g.levels), g.values)][keep]
+            c = np.array([index.get(s, -1) for s in strings], dtype=np.intp)
+            if (c < 0).any():
+                raise DataError(f"grouping factor {t.term.group!r} has level(s) {pd.unique(strings[c < 0])[:5].tolist()} "
+                                "that the first pass over the data did not see: did the data change between passes?")
+            codes.append(c)
+            zs.append(_finite(t.layout.matrix(values, n), f"random term {t.term.label}", t.layout.names))
+        return RowBlock(X, y if offset is None else y - offset, w, codes, zs, frame.index[keep], offset)
 
     @property
     def n_columns(self) -> int:
@@ -208,6 +283,37 @@ class Design:
         index = {s: i for i, s in enumerate(t.level_strings)}
         codes = np.array([index.get(s, -1) if s is not None else -1 for s in labels], dtype=np.intp)
         return codes, labels
+
+
+@dataclass
+class RowBlock:
+    """Some of the rows a model uses: what the sufficient statistics and the residual passes read."""
+
+    X: np.ndarray  # (n_b, p) fixed columns
+    y: np.ndarray  # response minus offset
+    weights: np.ndarray | None
+    codes: list[np.ndarray]  # per random term, each row's level
+    values: list[np.ndarray]  # per random term, (n_b, q) covariates
+    index: pd.Index
+    offset: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def random_matrix(self, term_offsets: np.ndarray, n_columns: int) -> sp.csr_matrix:
+        """This block's rows of Z (see :func:`random_design_matrix`)."""
+        n = len(self)
+        rows, cols, vals = [], [], []
+        for off, codes, z in zip(term_offsets, self.codes, self.values):
+            q = z.shape[1]
+            for c in range(q):
+                rows.append(np.arange(n))
+                cols.append(off + codes * q + c)
+                vals.append(z[:, c])
+        if not rows:
+            return sp.csr_matrix((n, n_columns))
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(n, n_columns))
 
 
 def _no_missing(values: dict[str, Value], where: str) -> None:
@@ -357,9 +463,10 @@ def _check_columns(needed: dict[str, set[str]], data: pd.DataFrame) -> None:
             raise FormulaError(f"unknown column {', '.join(hints)} in {where}; the data has {len(data.columns)} columns")
 
 
-def _evaluate(node: Node, data: pd.DataFrame, state: dict, where: str) -> Value:
+def _evaluate(node: Node, data: pd.DataFrame, state: dict, where: str, learn: bool = True,
+              collect: dict | None = None) -> Value:
     try:
-        return evaluate(node, data, state, learn=True)
+        return evaluate(node, data, state, learn=learn, collect=collect)
     except FormulaError as exc:
         raise FormulaError(f"{exc} (in {where})") from exc
 
@@ -437,6 +544,84 @@ def _vector_argument(column: str | None, data: pd.DataFrame, name: str, state: d
     return _numeric_vector(evaluate(Name((0, 0), column), data, state), f"{name} column {column!r}")
 
 
+@dataclass
+class FrameValues:
+    """Every variable of the model frame evaluated on the rows of one data frame (before missing rows go)."""
+
+    values: dict[str, Value]
+    where_of: dict[str, str]  # the part of the formula each variable belongs to, for messages
+    groups: list[Value]  # each random term's grouping factor
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+    response_key: str
+    offset_nodes: list[Node]
+    term_terms: list[Terms]
+
+    def missing(self) -> tuple[np.ndarray, dict[str, int]]:
+        """Rows with a missing value in any variable (lme4's na.omit), and the count per variable."""
+        n = len(next(iter(self.values.values())).values)
+        missing = np.zeros(n, dtype=bool)
+        counts: dict[str, int] = {}
+        for key, v in self.values.items():
+            m = v.na
+            missing |= m
+            if m.any():
+                counts[key] = int(m.sum())
+        for t, g in zip(self.term_labels, self.groups):
+            m = g.values < 0
+            if m.any():
+                missing |= m
+                counts.setdefault(t, int(m.sum()))
+        for name, arr in (("weights", self.weights), ("offset", self.offset)):
+            if arr is not None and np.isnan(arr).any():
+                missing |= np.isnan(arr)
+                counts[name] = int(np.isnan(arr).sum())
+        return missing, counts
+
+    term_labels: list[str] = field(default_factory=list)  # each random term's grouping factor, as written
+
+
+def model_frame_values(parsed: ParsedFormula, data: pd.DataFrame, state: dict, weights: str | None,
+                       offset: str | None, learn: bool = True, collect: dict | None = None) -> FrameValues:
+    """Evaluate every variable of the formula on ``data`` (stateful transforms learn into ``state``,
+    apply it with ``learn=False``, or summarise into ``collect``), and check the response's type."""
+    fixed_terms = parsed.fixed_terms
+    values: dict[str, Value] = {}
+    where_of: dict[str, str] = {}
+
+    def add(node: Node, where: str) -> None:
+        key = deparse(node)
+        if key not in values:
+            values[key] = _evaluate(node, data, state, where, learn, collect)
+            where_of[key] = where
+
+    response_key = deparse(parsed.response_node)
+    add(parsed.response_node, f"the response {parsed.response!r}")
+    for node in fixed_terms.variables:
+        add(node, f"the fixed part {parsed.fixed!r}")
+    offset_nodes = list(fixed_terms.offsets)
+    for node in offset_nodes:
+        add(node, "offset()")
+    term_terms: list[Terms] = []
+    for t in parsed.random:
+        tt = t.terms
+        if tt.offsets:
+            raise FormulaError(f"offset() cannot be part of random term {t.label}; put it in the fixed part")
+        term_terms.append(tt)
+        for node in tt.variables:
+            add(node, f"random term {t.label}")
+    groups = [_group_value(t, data) for t in parsed.random]
+    w = _vector_argument(weights, data, "weights", state)
+    off_arg = _vector_argument(offset, data, "offset", state)
+    response = values[response_key]
+    if response.kind not in ("numeric", "logical") or response.values.ndim != 1:
+        what = "a factor" if response.kind == "factor" else "text" if response.kind == "character" else "a matrix"
+        dtype = f" (dtype {data[parsed.response].dtype})" if parsed.response in data.columns else ""
+        raise DataError(f"response {parsed.response!r} must be numeric, but it is {what}{dtype}")
+    return FrameValues(values, where_of, groups, w, off_arg, response_key, offset_nodes, term_terms,
+                       [t.group for t in parsed.random])
+
+
 def build_design(
     formula: ParsedFormula | str,
     data: pd.DataFrame,
@@ -479,66 +664,14 @@ def build_design(
 
     state: dict = {}
     fixed_terms = parsed.fixed_terms
-    # every variable of the model frame, evaluated on all rows before missing values are dropped
-    values: dict[str, Value] = {}
-    where_of: dict[str, str] = {}
-
-    def add(node: Node, where: str) -> None:
-        key = deparse(node)
-        if key not in values:
-            values[key] = _evaluate(node, data, state, where)
-            where_of[key] = where
-
-    response_key = deparse(parsed.response_node)
-    add(parsed.response_node, f"the response {parsed.response!r}")
-    for node in fixed_terms.variables:
-        add(node, f"the fixed part {parsed.fixed!r}")
-    offset_nodes = list(fixed_terms.offsets)
-    for node in offset_nodes:
-        add(node, "offset()")
-    term_terms: list[Terms] = []
-    for t in parsed.random:
-        tt = t.terms
-        if tt.offsets:
-            raise FormulaError(f"offset() cannot be part of random term {t.label}; put it in the fixed part")
-        term_terms.append(tt)
-        for node in tt.variables:
-            add(node, f"random term {t.label}")
-    groups = [_group_value(t, data) for t in parsed.random]
-    w = _vector_argument(weights, data, "weights", state)
-    off_arg = _vector_argument(offset, data, "offset", state)
-
-    response = values[response_key]
-    if response.kind not in ("numeric", "logical") or response.values.ndim != 1:
-        what = "a factor" if response.kind == "factor" else "text" if response.kind == "character" else "a matrix"
-        dtype = f" (dtype {data[parsed.response].dtype})" if parsed.response in data.columns else ""
-        raise DataError(f"response {parsed.response!r} must be numeric, but it is {what}{dtype}")
-
+    frame_values = model_frame_values(parsed, data, state, weights, offset)
+    values, where_of, groups = frame_values.values, frame_values.where_of, frame_values.groups
+    response_key, offset_nodes, term_terms = frame_values.response_key, frame_values.offset_nodes, frame_values.term_terms
+    w, off_arg = frame_values.weights, frame_values.offset
     _check_computed(values, data, where_of)
-    # the model frame: rows complete in every variable
-    missing = np.zeros(len(data), dtype=bool)
-    counts: dict[str, int] = {}
-    for key, v in values.items():
-        m = v.na
-        missing |= m
-        if m.any():
-            counts[key] = int(m.sum())
-    for t, g in zip(parsed.random, groups):
-        m = g.values < 0
-        if m.any():
-            missing |= m
-            counts.setdefault(t.group, int(m.sum()))
-    for name, arr in (("weights", w), ("offset", off_arg)):
-        if arr is not None and np.isnan(arr).any():
-            missing |= np.isnan(arr)
-            counts[name] = int(np.isnan(arr).sum())
+    missing, counts = frame_values.missing()
     n_dropped = int(missing.sum())
-    messages: list[str] = []
-    if n_dropped:
-        which = ", ".join(f"{c!r} ({v})" for c, v in sorted(counts.items()))
-        if na_action == "raise":
-            raise DataError(f"{n_dropped} row(s) have missing values in {which}; pass na_action='drop' to drop them")
-        messages.append(f"{n_dropped} of {len(data)} rows dropped for missing values in {which}")
+    messages = dropped_rows_messages(n_dropped, counts, len(data), na_action)
     keep = np.flatnonzero(~missing)
     if len(keep) == 0:
         raise DataError("no rows left after dropping rows with missing values")
@@ -580,36 +713,17 @@ def build_design(
     dropped = aliased_columns(_centered(X_full))
     keep_cols = np.array([j for j in range(X_full.shape[1]) if j not in dropped], dtype=int)
     dropped_names = tuple(layout.names[j] for j in dropped)
-    if dropped:
-        msg = (f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-               f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
-               + ", ".join(map(repr, dropped_names)))
-        messages.append(msg)
+    messages += rank_messages(dropped_names)
     for msg in messages:
         warnings.warn(msg, HierMIOWarning, stacklevel=2)
     X = X_full[:, keep_cols]
-    if X.shape[1] >= len(y):
-        raise DataError(f"the fixed part has {X.shape[1]} columns but only {len(y)} rows are used: "
-                        "a model needs more rows than fixed-effect coefficients")
+    check_rows_enough(X.shape[1], len(y))
 
     terms = []
     for t, tt, g in zip(parsed.random, term_terms, groups):
         tl = ColumnLayout.build(tt, values)
         Zv = _finite(tl.matrix(values, len(keep)), f"random term {t.label}", tl.names)
-        if Zv.shape[1] == 0:
-            raise FormulaError(f"random term {t.label} has no covariates")
-        if len(g.levels) < 2:
-            raise DataError(
-                f"grouping factor {t.group!r} of term {t.label} has a single level ({g.levels[0]!r}); "
-                "a random effect needs at least two levels"
-            )
-        for other in terms:
-            shared = [c for c in tl.names if other.term.group == t.group and c in other.coef_names]
-            if shared:
-                raise FormulaError(
-                    f"random terms {other.term.label} and {t.label} both give grouping factor {t.group!r} "
-                    f"the column {shared[0]!r}: a column may appear in one term only (twice, its effect is "
-                    "not identifiable and its budget would count twice)")
+        check_term(t, tl, list(g.levels), terms)
         terms.append(TermDesign(t, tuple(tl.names), pd.Index(g.labels), g.values.astype(np.intp), Zv, tl,
                                 tuple(g.levels)))
 
@@ -621,6 +735,47 @@ def build_design(
     )
 
 
+def dropped_rows_messages(n_dropped: int, counts: dict[str, int], n_total: int, na_action: str) -> list[str]:
+    """lme4's na.omit, said: the rows dropped and the variables that made them missing (or the error)."""
+    if not n_dropped:
+        return []
+    which = ", ".join(f"{c!r} ({v})" for c, v in sorted(counts.items()))
+    if na_action == "raise":
+        raise DataError(f"{n_dropped} row(s) have missing values in {which}; pass na_action='drop' to drop them")
+    return [f"{n_dropped} of {n_total} rows dropped for missing values in {which}"]
+
+
+def rank_messages(dropped_names: Sequence[str]) -> list[str]:
+    """lme4's message for fixed columns dropped as linear combinations of earlier ones."""
+    if not dropped_names:
+        return []
+    k = len(dropped_names)
+    return [f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
+            f"coefficient{'s' if k > 1 else ''}: " + ", ".join(map(repr, dropped_names))]
+
+
+def check_rows_enough(p: int, n: int) -> None:
+    if p >= n:
+        raise DataError(f"the fixed part has {p} columns but only {n} rows are used: "
+                        "a model needs more rows than fixed-effect coefficients")
+
+
+def check_term(t: RandomTerm, layout: ColumnLayout, levels: list[str], earlier: list[TermDesign]) -> None:
+    """A random term's columns and levels, against lme4's rules and the terms before it."""
+    if layout.n_columns == 0:
+        raise FormulaError(f"random term {t.label} has no covariates")
+    if len(levels) < 2:
+        raise DataError(f"grouping factor {t.group!r} of term {t.label} has a single level ({levels[0]!r}); "
+                        "a random effect needs at least two levels")
+    for other in earlier:
+        shared = [c for c in layout.names if other.term.group == t.group and c in other.coef_names]
+        if shared:
+            raise FormulaError(
+                f"random terms {other.term.label} and {t.label} both give grouping factor {t.group!r} "
+                f"the column {shared[0]!r}: a column may appear in one term only (twice, its effect is "
+                "not identifiable and its budget would count twice)")
+
+
 def random_design_matrix(design: Design) -> sp.csr_matrix:
     """Sparse n x m matrix Z of all random-effect columns (term by term, level-major).
 
@@ -628,15 +783,7 @@ def random_design_matrix(design: Design) -> sp.csr_matrix:
     >>> random_design_matrix(d).toarray().tolist()
     [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
     """
-    n = design.n
-    rows, cols, vals = [], [], []
-    for off, t in zip(design.term_offsets(), design.terms):
-        for c in range(t.q):
-            rows.append(np.arange(n))
-            cols.append(off + t.codes * t.q + c)
-            vals.append(t.values[:, c])
-    if not rows:
-        return sp.csr_matrix((n, 0))
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, design.n_columns)
-    )
+    design.require_rows("the random-effects matrix Z")
+    block = RowBlock(design.X, design.y, None, [t.codes for t in design.terms], [t.values for t in design.terms],
+                     design.rows)
+    return block.random_matrix(design.term_offsets(), design.n_columns)

@@ -46,19 +46,19 @@ Tail budgets keep the support's CR1 (their trimming is one-sided per tail).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from .design import random_design_matrix
 from .exceptions import HierMIOError
 
 if TYPE_CHECKING:
     from .results import MIOFit
 
-__all__ = ["RobustCovariance", "SelectionCorrection", "cluster_robust", "default_cluster", "selection_correction",
-           "support_system"]
+__all__ = ["RobustCovariance", "SelectionCorrection", "SupportSums", "cluster_robust", "default_cluster",
+           "selection_correction", "support_sums", "support_system"]
 
 
 @dataclass(frozen=True)
@@ -76,23 +76,84 @@ class RobustCovariance:
         return self.n_clusters - 1
 
 
-def support_system(fit: "MIOFit", mu: np.ndarray | None = None) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
-    """D = [X : Z_S] (the fixed part and the selected columns), the prior weights w, and the
-    penalised cross product A = D'WD + P whose inverse the reported estimates solve with (P: the
-    refit's tiny ridge on the selected columns, or the selection's ridge with ``refit=False``).
+@dataclass(frozen=True)
+class SupportSums:
+    """Sums over the rows for the support's system D = [X : Z_S] (the fixed part and the selected
+    columns), from one pass (:func:`support_sums`): D'WD, D'Wy, Z'WD, Z'Wy, Z'WZ over all random
+    columns, and each cluster's score sum_i w_i e_i D_i with e the reported fit's residuals."""
+
+    DtWD: np.ndarray  # (k, k)
+    DtWy: np.ndarray  # (k,)
+    ZtWD: np.ndarray  # (m, k)
+    ZtWy: np.ndarray  # (m,)
+    ZtWZ: sp.csr_matrix
+    scores: np.ndarray  # (G, k)
+    n: int
+
+    def merge(self, other: "SupportSums") -> "SupportSums":
+        return SupportSums(self.DtWD + other.DtWD, self.DtWy + other.DtWy, self.ZtWD + other.ZtWD,
+                           self.ZtWy + other.ZtWy, (self.ZtWZ + other.ZtWZ).tocsr(), self.scores + other.scores,
+                           self.n + other.n)
+
+
+def _block_sums(block, design, cols: np.ndarray, beta: np.ndarray, gamma: np.ndarray, cluster: int) -> SupportSums:
+    Z = block.random_matrix(design.term_offsets(), design.n_columns).tocsc()
+    w = block.weights if block.weights is not None else np.ones(len(block))
+    D = np.column_stack([block.X, Z[:, cols].toarray()])
+    WD = w[:, None] * D
+    e = block.y - block.X @ beta - Z @ gamma
+    G = design.terms[cluster].n_levels
+    indicator = sp.csr_matrix((np.ones(len(block)), (block.codes[cluster], np.arange(len(block)))),
+                              shape=(G, len(block)))
+    return SupportSums(D.T @ WD, WD.T @ block.y, np.asarray(Z.T @ WD), np.asarray(Z.T @ (w * block.y)),
+                       (Z.T @ sp.diags(w) @ Z).tocsr(), np.asarray(indicator @ (e[:, None] * WD)), len(block))
+
+
+def support_sums(fit: "MIOFit", cluster: int) -> SupportSums:
+    """One pass over the fit's rows (in memory, or its source's partitions) for :class:`SupportSums`,
+    clustered by random term ``cluster``'s grouping factor; cached on the fit."""
+    key = ("support sums", cluster)
+    cache = fit._robust_cache
+    if key not in cache:
+        d = fit.design
+        fn = partial(_block_sums, design=d, cols=np.flatnonzero(fit.gamma != 0), beta=fit.beta, gamma=fit.gamma,
+                     cluster=cluster)
+        if d.in_memory:
+            out = None
+            for block in d.row_blocks():
+                s = fn(block)
+                out = s if out is None else out.merge(s)
+        else:
+            out = d.source.map_reduce(lambda frame: fn(d.block_of(frame)), SupportSums.merge, d.source_columns(),
+                                      desc="standard errors")
+        cache[key] = out
+    return cache[key]
+
+
+def support_system(fit: "MIOFit", mu: np.ndarray | None = None, cluster: int | None = None) -> np.ndarray:
+    """The penalised cross product A = D'WD + P whose inverse the reported estimates solve with
+    (D = [X : Z_S]; P: the refit's tiny ridge on the selected columns, or ``mu``'s).
 
     >>> import hiermio as hm
     >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=4)
-    >>> D, w, A = support_system(fit)
-    >>> D.shape, A.shape
-    ((180, 6), (6, 6))
+    >>> support_system(fit).shape
+    (6, 6)
     """
     d = fit.design
     cols = np.flatnonzero(fit.gamma != 0)
-    D = sp.hstack([sp.csc_matrix(d.X), random_design_matrix(d).tocsc()[:, cols]]).tocsc()
-    w = d.weights if d.weights is not None else np.ones(d.n)
+    sums = support_sums(fit, _cluster_index(fit, None) if cluster is None else cluster)
     penalty = np.concatenate([np.zeros(d.p), (fit.estimate_mu if mu is None else mu)[cols]])
-    return D, w, (D.T @ sp.diags(w) @ D).toarray() + np.diag(penalty)
+    return sums.DtWD + np.diag(penalty)
+
+
+def _cluster_index(fit: "MIOFit", cluster: str | None) -> int:
+    d = fit.design
+    name = cluster if cluster is not None else default_cluster(fit)
+    term = next((t for t in d.group_terms if t.term.group_name == name or t.term.group == name), None)
+    if term is None:
+        raise HierMIOError(f"cluster must name a grouping factor of the model, one of "
+                           f"{[t.term.group_name for t in d.group_terms]}; got {name!r}")
+    return d.terms.index(term)
 
 
 def default_cluster(fit: "MIOFit") -> str:
@@ -108,19 +169,15 @@ def cluster_robust(fit: "MIOFit", cluster: str | None = None, selection_aware: b
     default: the coarsest), with the selection's boundary correction unless ``selection_aware=False``
     (then: statsmodels' cluster covariance on the support design, valid given the support)."""
     d = fit.design
-    name = cluster if cluster is not None else default_cluster(fit)
-    term = next((t for t in d.group_terms if t.term.group_name == name or t.term.group == name), None)
-    if term is None:
-        raise HierMIOError(f"cluster must name a grouping factor of the model, one of "
-                           f"{[t.term.group_name for t in d.group_terms]}; got {name!r}")
-    codes, G = term.codes, term.n_levels
+    k_cluster = _cluster_index(fit, cluster)
+    term = d.terms[k_cluster]
+    name, G = term.term.group_name, term.n_levels
     if G < 2:
         raise HierMIOError(f"cluster-robust standard errors need at least 2 clusters; {name!r} has {G}")
-    D, w, A = support_system(fit)
+    sums = support_sums(fit, k_cluster)
+    A = support_system(fit, cluster=k_cluster)
     p = d.p
-    e = fit.residuals().to_numpy()
-    indicator = sp.csr_matrix((np.ones(d.n), (codes, np.arange(d.n))), shape=(G, d.n))
-    scores = np.asarray((indicator @ sp.diags(w * e) @ D).todense())  # (G, k)
+    scores = sums.scores
     # the fixed effects' block by Frisch-Waugh-Lovell: bread B = A_xx - A_xz A_zz^-1 A_zx, and each
     # cluster's score with the selected columns' part projected out
     Axz, Azz = A[:p, p:], A[p:, p:]
@@ -129,10 +186,10 @@ def cluster_robust(fit: "MIOFit", cluster: str | None = None, selection_aware: b
     h = scores[:, :p] - scores[:, p:] @ proj.T
     correction = SelectionCorrection.none()
     if selection_aware:
-        correction = selection_correction(fit, B)
+        correction = selection_correction(fit, B, k_cluster)
         if correction.applied:
             B = B - correction.matrix
-    n, k = d.n, D.shape[1]
+    n, k = d.n, A.shape[0]
     c = G / (G - 1) * (n - 1) / max(n - k, 1)
     bread = np.linalg.inv(B)
     V = c * bread @ (h.T @ h) @ bread
@@ -157,7 +214,7 @@ class SelectionCorrection:
         return bool(self.kappa)
 
 
-def selection_correction(fit: "MIOFit", bread: np.ndarray) -> SelectionCorrection:
+def selection_correction(fit: "MIOFit", bread: np.ndarray, cluster: int | None = None) -> SelectionCorrection:
     """The selection's boundary term for the fixed effects' bread (module notes, "selection-aware").
 
     For each budget group with a choice to make (0 < budget < units), every unit u gets its
@@ -181,18 +238,16 @@ def selection_correction(fit: "MIOFit", bread: np.ndarray) -> SelectionCorrectio
     p = d.p
     if p == 0:
         return SelectionCorrection.none()
-    Z = random_design_matrix(d).tocsc()
     mu = fit.mu  # the selection's ridge: the gains are the selection objective's
-    D, W, A = support_system(fit, mu)  # the support's columns, under the selection's ridge
+    sums = support_sums(fit, _cluster_index(fit, None) if cluster is None else cluster)
+    A = support_system(fit, mu, cluster)  # the support's columns, under the selection's ridge
     S = np.flatnonzero(fit.gamma != 0)  # support_system's columns, in its order
     Ainv = np.linalg.inv(A)
-    y = d.y_adjusted
-    theta = Ainv @ (D.T @ (W * y))
-    r = y - D @ theta
+    theta = Ainv @ sums.DtWy
     gamma_sel = np.zeros(d.n_columns)
     gamma_sel[S] = theta[p:]
-    ZtWr = Z.T @ (W * r)
-    ZtWD = np.asarray((Z.T @ sp.diags(W) @ D).todense())  # (m, k)
+    ZtWD = sums.ZtWD  # (m, k)
+    ZtWr = sums.ZtWy - ZtWD @ theta
     ZtWX = ZtWD[:, :p]
     pos = {c: i for i, c in enumerate(S)}
     total = np.zeros((p, p))
@@ -205,8 +260,7 @@ def selection_correction(fit: "MIOFit", bread: np.ndarray) -> SelectionCorrectio
         dims = []
         for i, u in enumerate(units):
             cols = np.flatnonzero(problem.unit_of_col == u)
-            Zc = Z[:, cols]
-            G_cc = (Zc.T @ sp.diags(W) @ Zc).toarray()
+            G_cc = sums.ZtWZ[cols][:, cols].toarray()
             XZ = ZtWX[cols].T  # (p, |cols|)
             proj.append(XZ @ np.linalg.pinv(G_cc) @ XZ.T)
             dims.append(len(cols))

@@ -102,7 +102,7 @@ class Summary:
             k = d.terms.index(t)
             eff = f._term_effects(k)
             on = (eff != 0).any(axis=1).to_numpy()
-            sizes = np.bincount(t.codes, minlength=t.n_levels)
+            sizes = t.level_sizes
             picks = [f"{lv} ({'+' if e > 0 else '-'}, {n})" for lv, e, n, sel in
                      zip(eff.index, eff.iloc[:, 0], sizes, on) if sel]
             if picks:
@@ -164,7 +164,7 @@ def ranking(fit: "MIOFit", stability: pd.DataFrame | None = None, reference=None
         ks = [k for k, t in enumerate(d.terms) if t.term.group == term0.term.group]
         offsets = d.term_offsets()
         frame = pd.DataFrame(index=pd.Index(term0.levels, name=name))
-        frame["size"] = np.bincount(term0.codes, minlength=term0.n_levels)
+        frame["size"] = term0.level_sizes
         gains = np.zeros(term0.n_levels)
         for level in range(term0.n_levels):
             cols = np.concatenate([offsets[k] + level * d.terms[k].q + np.arange(d.terms[k].q) for k in ks])
@@ -208,7 +208,7 @@ def _effect_standard_errors(fit: "MIOFit") -> np.ndarray:
     out = np.full(d.n_columns, np.nan)
     if len(cols) == 0:
         return out
-    _, _, A = support_system(fit)
+    A = support_system(fit)
     cov = np.linalg.solve(A, np.eye(A.shape[0])) * fit.sigma**2
     out[cols] = np.sqrt(np.clip(np.diag(cov)[d.p:], 0, None))
     return out

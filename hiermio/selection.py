@@ -138,7 +138,7 @@ class SelectionProblem:
             group_of_unit = np.concatenate(group_of_unit) if group_of_unit else np.zeros(0, int)
         budgets = _flat(per_group)
         # the budget is checked before the one pass over the rows
-        stats = stats if stats is not None else SufficientStats.from_design(design, mu)
+        stats = stats() if callable(stats) else stats if stats is not None else SufficientStats.from_design(design, mu)
         if tailed:
             stats = SignConstrainedStats(stats, signed)
         return cls(stats, unit_of_col_a.astype(int), group_of_unit.astype(int), names, budgets, selection,

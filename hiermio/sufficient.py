@@ -14,8 +14,9 @@ grows with n. With a single grouping factor Z'Z is block diagonal (one q x q blo
 an evaluation is O(K q^3 + K q p^2 + p^3); with crossed factors a sparse solve is used.
 
 The statistics are not the raw normal equations, which lose every digit to a covariate such as a
-timestamp (x + 1e8: X'X has condition 1e16). The fixed columns are centred (when the model has an
-intercept) and replaced by an orthonormal basis Q = X_c R^{-1} from a Householder QR; y is
+timestamp (x + 1e8: X'X has condition 1e16). The fixed columns are shifted by their means (when the
+model has an intercept) and replaced by an orthonormal basis Q = X_s R^{-1}, R from Householder QRs
+of blocks of rows merged by QR (TSQR: data in partitions merge the same way); y is
 split into its projection a = Q'y and the residual r0 = y - Q a. What is kept is
 
     C = Q'Z,   v = Z'r0,   Z'Z,   r0'r0,   a,   and the map from Q's coefficients back to X's,
@@ -44,61 +45,13 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from .design import Design, constant_columns, random_design_matrix
+from .design import Design, constant_columns
 from .inner import Evaluation, InnerProblem
 from .exceptions import NumericalError
 
-__all__ = ["FixedBasis", "SufficientStats"]
+__all__ = ["SufficientStats", "CrossProducts", "cross_products"]
 
 _DENSE_LIMIT = 400  # supports up to this size are solved densely in the crossed-factor path
-
-
-@dataclass(frozen=True)
-class FixedBasis:
-    """An orthonormal basis Q of the (weighted, centred) fixed columns, and the way back to X.
-
-    With an intercept column (constant, value c0 at index ``intercept``) the other columns are
-    centred first: X_c = X T^{-1} with T = I - e0 m'/c0, so that beta = T beta_c; then
-    X_c = Q R and beta_c = R^{-1} beta_Q. ``beta_map`` is T R^{-1}.
-
-    >>> X = np.column_stack([np.ones(4), 1e8 + np.arange(4.0)])
-    >>> b = FixedBasis.build(X, None)
-    >>> bool(np.allclose(b.Q.T @ b.Q, np.eye(2))), b.intercept
-    (True, 0)
-    >>> bool(np.allclose(X @ b.beta_map, b.Q, atol=1e-6))
-    True
-    """
-
-    Q: np.ndarray  # (n, p)
-    beta_map: np.ndarray  # (p, p)
-    intercept: int | None
-    means: np.ndarray  # (p,) the centres taken off (0 for the intercept)
-
-    @classmethod
-    def build(cls, X: np.ndarray, sw: np.ndarray | None) -> "FixedBasis":
-        n, p = X.shape
-        const = constant_columns(X)
-        intercept = const[0] if const else None
-        means = np.zeros(p)
-        T = np.eye(p)
-        Xc = X
-        if intercept is not None:
-            means = np.average(X, axis=0, weights=None if sw is None else sw**2)
-            means[intercept] = 0.0
-            Xc = X - means
-            T[intercept, :] -= means / X[0, intercept]
-        if sw is not None:
-            Xc = Xc * sw[:, None]
-        if p == 0:
-            return cls(np.zeros((n, 0)), np.zeros((0, 0)), None, means)
-        Q, R = np.linalg.qr(Xc)
-        # relative to each column's own norm: columns in units 1e16 apart are not collinear
-        if np.any(np.abs(np.diag(R)) <= 1e-12 * np.linalg.norm(Xc, axis=0)):
-            raise NumericalError("the fixed-effect columns are numerically collinear")
-        return cls(Q, T @ scipy.linalg.solve_triangular(R, np.eye(p)), intercept, means)
-
-    def y_centre(self, y: np.ndarray, sw: np.ndarray | None) -> float:
-        return float(np.average(y, weights=None if sw is None else sw**2))
 
 
 class SufficientStats(InnerProblem):
@@ -146,41 +99,55 @@ class SufficientStats(InnerProblem):
 
     @classmethod
     def from_design(cls, design: Design, mu: np.ndarray) -> "SufficientStats":
-        """One pass over the rows; afterwards nothing depends on n.
+        """One pass over the rows (:func:`cross_products`); afterwards nothing depends on n."""
+        return cls.from_cross_products(cross_products(design), design, mu)
 
-        Prior weights w scale every row by sqrt(w) (weighted least squares); an offset is taken
-        off the response before anything else.
+    @classmethod
+    def from_cross_products(cls, cp: "CrossProducts", design: Design, mu: np.ndarray) -> "SufficientStats":
+        """The statistics in the orthonormal basis of the fixed columns, from the pass's sums.
+
+        The R factor of sw [X_s : y_s] (X_s, y_s: shifted by constants when the model has an
+        intercept, which leaves the fit unchanged) is [[R, a], [0, rho]]: Q = sw X_s R^-1 is the
+        basis, a = Q'y and rho^2 the residual sum of squares r0'r0, both as accurate as a QR solve.
+        Prior weights w scale every row by sqrt(w); an offset is taken off the response first.
         """
-        Z = random_design_matrix(design)
-        X, y = design.X, design.y_adjusted
-        sw = np.sqrt(design.weights) if design.weights is not None else None
-        basis = FixedBasis.build(X, sw)
-        y_c = (y - basis.y_centre(y, sw)) if basis.intercept is not None else y
-        if sw is not None:
-            Z, y_c = sp.diags(sw) @ Z, y_c * sw
-        # the response in units of its largest value: the solver's tolerances are then the same
-        # for y in millimetres and in kilometres
-        y_scale = float(np.max(np.abs(y_c))) if len(y_c) else 0.0
-        y_scale = y_scale if y_scale > 0 else 1.0
-        y_c = y_c / y_scale
-        a = basis.Q.T @ y_c
-        r0 = y_c - basis.Q @ a
-        r0 -= basis.Q @ (basis.Q.T @ r0)  # a second projection: r0 orthogonal to Q to rounding
-        shift = np.zeros(design.p)
-        if basis.intercept is not None:
-            shift[basis.intercept] = basis.y_centre(y, sw) / X[0, basis.intercept] / y_scale
+        p = design.p
+        keep = np.asarray(design._fixed_keep if cp.P != p else np.arange(p), dtype=int)
+        if len(keep) != p:
+            raise ValueError("the cross products do not match the design's fixed columns")
+        R_full = np.linalg.qr(cp.R[:, np.append(keep, cp.P)], mode="r") if cp.R.size else np.zeros((1, 1))
+        R, a, rho = R_full[:p, :p], R_full[:p, p], float(R_full[p, p])
+        norms = np.linalg.norm(cp.R[:, keep], axis=0)
+        if p and np.any(np.abs(np.diag(R)) <= 1e-12 * norms):
+            raise NumericalError("the fixed-effect columns are numerically collinear")
+        ZtX = cp.ZtX[:, keep]
+        C = scipy.linalg.solve_triangular(R, ZtX.T, trans="T") if p else np.zeros((0, cp.m))
+        beta_hat = scipy.linalg.solve_triangular(R, a) if p else np.zeros(0)
+        v = cp.Zty - ZtX @ beta_hat  # Z'W r0
+        response_norm2 = float(a @ a) + rho * rho - (cp.wy / cp.w_sum * cp.wy if cp.intercept is not None else 0.0)
+        # the response in units of its largest (centred) value: the solver's tolerances are then the
+        # same for y in millimetres and in kilometres
+        k = cp.y_max if cp.y_max > 0 else 1.0
+        beta_inv_R = scipy.linalg.solve_triangular(R, np.eye(p)) if p else np.zeros((0, 0))
+        T = np.eye(p)
+        shift = np.zeros(p)
+        if cp.intercept is not None:
+            i = int(np.flatnonzero(keep == cp.intercept)[0])
+            c0 = cp.const[cp.intercept]
+            T[i, :] -= cp.shift[keep] / c0
+            shift[i] = cp.y_shift / c0 / k
         return cls(
-            G=(Z.T @ Z).tocsr(),
-            C=np.asarray((Z.T @ basis.Q)).T if design.p else np.zeros((0, design.n_columns)),
-            v=np.asarray(Z.T @ r0).ravel(),
-            r0_norm2=float(r0 @ r0),
-            a=a,
-            beta_map=basis.beta_map,
+            G=cp.ZtZ.tocsr(),
+            C=C,
+            v=v / k,
+            r0_norm2=rho * rho / (k * k),
+            a=a / k,
+            beta_map=T @ beta_inv_R,
             beta_shift=shift,
             mu=mu,
-            response_norm2=float(y_c @ y_c),
+            response_norm2=max(response_norm2, 0.0) / (k * k),
             blocks=_level_blocks(design),
-            y_scale=y_scale,
+            y_scale=k,
         )
 
     def with_mu(self, mu: np.ndarray) -> "SufficientStats":
@@ -282,6 +249,123 @@ class SufficientStats(InnerProblem):
         delta = self._solve_beta(H, -(Bw.T @ u))
         gamma[S] = w * (u - U @ delta if self.p else u)
         return self._finish(delta, gamma, self.G @ gamma, H)
+
+
+@dataclass
+class CrossProducts:
+    """Sums over rows that the statistics need, from one block of rows or many merged.
+
+    With weights w (sw = sqrt(w)) and the fixed columns X_s = X - 1 shift' and response
+    y_s = y - y_shift (shifts only with an intercept, so the fit is unchanged; shifting by values
+    near the means keeps a covariate such as x + 1e8 from losing its digits):
+
+    * ``R``: the R factor of sw [X_s : y_s] (blocks merge by a QR of their stacked factors: TSQR),
+    * ``ZtX`` = Z'W X_s, ``Zty`` = Z'W y_s, ``ZtZ`` = Z'W Z (sparse),
+    * counts, sum of w and of w y_s, the largest |sw y_s|, each column's constant value (or NaN),
+    * ``sizes``: rows per level of every random term.
+
+    >>> import pandas as pd
+    >>> from hiermio.design import build_design
+    >>> d = build_design("y ~ x + (1 | g)", pd.DataFrame({"y": [1., 2, 3, 5], "x": [0., 1, 0, 2], "g": list("aabb")}))
+    >>> whole = cross_products(d)
+    >>> halves = [CrossProducts.of_block(b, whole.shift, whole.y_shift, d) for b in d.row_blocks(rows=2)]
+    >>> merged = halves[0].merge(halves[1])
+    >>> bool(np.allclose(merged.R.T @ merged.R, whole.R.T @ whole.R)), merged.n
+    (True, 4)
+    """
+
+    n: int
+    w_sum: float
+    wy: float
+    R: np.ndarray  # (P + 1, P + 1)
+    ZtX: np.ndarray  # (m, P)
+    Zty: np.ndarray  # (m,)
+    ZtZ: sp.csr_matrix
+    const: np.ndarray  # (P,) each column's value if constant so far, else NaN
+    y_max: float
+    sizes: list[np.ndarray]
+    shift: np.ndarray
+    y_shift: float
+    intercept: int | None = None  # set when finished: the constant column the shifts are relative to
+
+    @property
+    def P(self) -> int:
+        return len(self.shift)
+
+    @property
+    def m(self) -> int:
+        return len(self.Zty)
+
+    @classmethod
+    def of_block(cls, block, shift: np.ndarray, y_shift: float, design: Design) -> "CrossProducts":
+        P, m = len(shift), design.n_columns
+        sw = None if block.weights is None else np.sqrt(block.weights)
+        Xs = block.X - shift
+        ys = block.y - y_shift
+        A = np.column_stack([Xs, ys])
+        if sw is not None:
+            A = A * sw[:, None]
+        R = np.linalg.qr(A, mode="r") if len(A) > P else np.vstack([A, np.zeros((P + 1 - len(A), P + 1))])
+        Z = block.random_matrix(design.term_offsets(), m)
+        if sw is not None:
+            Z = sp.diags(sw) @ Z
+        const = np.full(P, np.nan)
+        if len(block):
+            same = np.all(block.X == block.X[0], axis=0)
+            const[same] = block.X[0, same]
+        w = block.weights if block.weights is not None else np.ones(len(block))
+        sizes = [np.bincount(c, minlength=t.n_levels) for c, t in zip(block.codes, design.terms)]
+        return cls(len(block), float(w.sum()), float(w @ ys), R, np.asarray(Z.T @ A[:, :P]), np.asarray(Z.T @ A[:, P]),
+                   (Z.T @ Z).tocsr(), const, float(np.max(np.abs(A[:, P]))) if len(A) else 0.0, sizes,
+                   np.asarray(shift, dtype=float), float(y_shift))
+
+    def merge(self, other: "CrossProducts") -> "CrossProducts":
+        const = np.where(self.const == other.const, self.const, np.nan)
+        return CrossProducts(self.n + other.n, self.w_sum + other.w_sum, self.wy + other.wy,
+                             np.linalg.qr(np.vstack([self.R, other.R]), mode="r"), self.ZtX + other.ZtX,
+                             self.Zty + other.Zty, (self.ZtZ + other.ZtZ).tocsr(), const, max(self.y_max, other.y_max),
+                             [a + b for a, b in zip(self.sizes, other.sizes)], self.shift, self.y_shift)
+
+
+def cross_products(design: Design, progress: bool | None = None) -> CrossProducts:
+    """One pass over the design's rows (in memory, or its source's partitions) for :class:`CrossProducts`.
+
+    In memory the shifts are the weighted means (what centring takes off); read in partitions, the
+    first partition's means, which are as good for the digits and need no extra pass.
+    """
+
+    intercept_in_layout = design._fixed_layout is not None and design._fixed_layout.intercept
+    if design.in_memory:
+        X, y, w = design.X, design.y_adjusted, design.weights
+        const = constant_columns(X)
+        intercept = const[0] if const else None
+    else:
+        first = design.block_of(design.source.first(design.source_columns()))
+        X, y, w = first.X, first.y, first.weights
+        names = list(design.fixed_names)
+        intercept = names.index("(Intercept)") if intercept_in_layout and "(Intercept)" in names else None
+    shift, y_shift = np.zeros(design.p), 0.0
+    if intercept is not None and len(y):
+        wts = None if w is None or not np.any(w > 0) else w
+        shift = np.average(X, axis=0, weights=wts)
+        shift[intercept] = 0.0
+        y_shift = float(np.average(y, weights=wts))
+    if design.in_memory:
+        blocks = (CrossProducts.of_block(b, shift, y_shift, design) for b in design.row_blocks())
+        cp = next(blocks)
+        for b in blocks:
+            cp = cp.merge(b)
+    else:
+        cp = design.source.map_reduce(lambda frame: CrossProducts.of_block(design.block_of(frame), shift, y_shift, design),
+                                      CrossProducts.merge, design.source_columns(), desc="sufficient statistics",
+                                      progress=progress)
+    consts = [j for j in range(cp.P) if np.isfinite(cp.const[j]) and cp.const[j] != 0]
+    if intercept is not None and intercept not in consts:
+        raise NumericalError("the intercept column is not constant over the partitions")
+    cp.intercept = intercept if intercept is not None else None
+    if cp.intercept is None and np.any(shift != 0):  # pragma: no cover - shifts need an intercept
+        raise NumericalError("shifted columns without an intercept")
+    return cp
 
 
 def _solve_spd(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:

@@ -35,7 +35,8 @@ import pandas as pd
 from .exceptions import DataError, FormulaError
 from .rsyntax import Call, Name, Node, Num, Op, Paren, Str, Unary, deparse, format_number, parse
 
-__all__ = ["Value", "evaluate", "column_value", "r_label", "r_sort_key", "referenced_columns", "FUNCTIONS", "parse"]
+__all__ = ["Value", "evaluate", "merge_summaries", "state_from_summaries", "column_value", "r_label", "r_sort_key",
+           "referenced_columns", "FUNCTIONS", "parse"]
 
 
 @dataclass
@@ -236,19 +237,34 @@ def referenced_columns(node: Node) -> list[str]:
 
 # ---------------------------------------------------------------------------------------- evaluation
 class _Context:
-    def __init__(self, data: pd.DataFrame, state: dict, learn: bool):
-        self.data, self.state, self.learn = data, state, learn
+    def __init__(self, data: pd.DataFrame, state: dict, learn: bool, collect: dict | None = None):
+        self.data, self.state, self.learn, self.collect = data, state, learn, collect
         self.n = len(data)
 
 
-def evaluate(node: Node | str, data: pd.DataFrame, state: dict | None = None, learn: bool = True) -> Value:
+def evaluate(node: Node | str, data: pd.DataFrame, state: dict | None = None, learn: bool = True,
+             collect: dict | None = None) -> Value:
     """The value of one formula variable on ``data``.
 
     ``state`` holds what stateful transforms learned; with ``learn=False`` it must hold them
-    already (new data are transformed with the training parameters).
+    already (new data are transformed with the training parameters). With a ``collect`` dict,
+    every stateful transform stores a mergeable summary of its input there instead of learning
+    (data in chunks: :func:`merge_summaries` combines the chunks', :func:`state_from_summaries`
+    turns them into the parameters); the values returned are then placeholders.
+
+    >>> chunks = [pd.DataFrame({"x": [1., 2]}), pd.DataFrame({"x": [3., 4, 5]})]
+    >>> parts = []
+    >>> for c in chunks:
+    ...     parts.append({})
+    ...     _ = evaluate("scale(x)", c, collect=parts[-1])
+    >>> state = state_from_summaries(merge_summaries(parts))
+    >>> whole = {}
+    >>> _ = evaluate("scale(x)", pd.concat(chunks), whole)
+    >>> bool(np.allclose(state["scale(x)"], whole["scale(x)"]))
+    True
     """
     node = parse(node) if isinstance(node, str) else node
-    ctx = _Context(data, {} if state is None else state, learn)
+    ctx = _Context(data, {} if state is None else state, learn, collect)
     v = _eval(node, ctx)
     if v.values.ndim == 0 or (v.values.shape[0] != ctx.n):
         v = replace(v, values=np.broadcast_to(v.values, (ctx.n,) + v.values.shape[1:]).copy())
@@ -557,13 +573,121 @@ def _pminmax(node: Call, ctx: _Context) -> Value:
     return Value("numeric", out)
 
 
-def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any]) -> Any:
+def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any], summary: Callable[[], tuple] | None = None,
+              placeholder: Any = None) -> Any:
+    """The transform's parameters: learned, or stored (``learn=False``), or, when collecting, its input's
+    mergeable ``summary()`` (a ``(kind, static arguments, moments)`` triple) recorded and a placeholder returned."""
     key = deparse(node)
+    if ctx.collect is not None:
+        if summary is None:
+            raise _err(node, "this transform learns from all rows at once (knots at quantiles), which data read "
+                             "in chunks cannot give exactly; give its knots= and Boundary.knots= explicitly")
+        kind, static, moments = summary()
+        old = ctx.collect.get(key)
+        ctx.collect[key] = (kind, static, moments if old is None else _merge_moments(old[2], moments))
+        return placeholder
     if ctx.learn:
         ctx.state[key] = learn()
     elif key not in ctx.state:
         raise FormulaError(f"{key} was not part of the fitted model")
     return ctx.state[key]
+
+
+# ----------------------------------------------------------------- stateful transforms in chunks
+def _moments(x: np.ndarray, order: int) -> tuple:
+    """(n, mean, central sums M_2..M_order, min, max) of the non-missing values of x."""
+    ok = x[~np.isnan(x)]
+    if len(ok) == 0:
+        return (0, 0.0, np.zeros(max(order - 1, 0)), np.inf, -np.inf)
+    m = float(ok.mean())
+    d = ok - m
+    return (len(ok), m, np.array([float(np.sum(d**k)) for k in range(2, order + 1)]), float(ok.min()),
+            float(ok.max()))
+
+
+def _merge_moments(a: tuple, b: tuple) -> tuple:
+    """Central sums of two samples combined (Pebay's formulas: each side's sums shifted to the new mean)."""
+    na, ma, Ma, lo_a, hi_a = a
+    nb, mb, Mb, lo_b, hi_b = b
+    if na == 0 or nb == 0:
+        return b if na == 0 else a
+    n = na + nb
+    m = ma + (mb - ma) * nb / n
+    order = len(Ma) + 1
+    out = np.zeros(len(Ma))
+    for side_n, side_m, side_M in ((na, ma, Ma), (nb, mb, Mb)):
+        sums = np.concatenate([[side_n, 0.0], side_M])  # sum of (x - side mean)^j, j = 0..order
+        shift = side_m - m
+        for k in range(2, order + 1):
+            out[k - 2] += sum(math.comb(k, j) * sums[j] * shift ** (k - j) for j in range(k + 1))
+    return (n, m, out, min(lo_a, lo_b), max(hi_a, hi_b))
+
+
+def merge_summaries(parts: list[dict]) -> dict:
+    """The stateful transforms' summaries of several chunks (``evaluate(..., collect=)``), combined."""
+    out: dict = {}
+    for part in parts:
+        for key, (kind, static, moments) in part.items():
+            old = out.get(key)
+            out[key] = (kind, static, moments if old is None else _merge_moments(old[2], moments))
+    return out
+
+
+def state_from_summaries(summaries: dict) -> dict:
+    """The parameters every stateful transform learns, from its merged summary: what ``evaluate``
+    learns from all rows at once, to rounding."""
+    return {key: _FINISH[kind](static, moments) for key, (kind, static, moments) in summaries.items()}
+
+
+def _finish_scale(static: tuple, mom: tuple) -> tuple[float, float]:
+    center_arg, scale_arg = static
+    n, mean, M = mom[0], mom[1], mom[2]
+    c = mean if center_arg is True else 0.0 if center_arg is False else float(center_arg)
+    if scale_arg is True:
+        s = float(np.sqrt((M[0] + n * (mean - c) ** 2) / max(n - 1, 1)))
+    else:
+        s = 1.0 if scale_arg is False else float(scale_arg)
+    return c, s
+
+
+def _finish_poly(static: tuple, mom: tuple) -> tuple[list, list]:
+    """R's poly() recurrence from central moments: the polynomials in u = (x - mean)/sd, integrated
+    against the sample's moments (exact in exact arithmetic; accurate for the low degrees poly() is used for)."""
+    (degree,) = static
+    n, mean, M = mom[0], mom[1], mom[2]
+    sd = float(np.sqrt(M[0] / n)) if n and M[0] > 0 else 1.0
+    mu_u = np.concatenate([[n, 0.0], M / sd ** np.arange(2, len(M) + 2)])  # sum u^k, k = 0..2 degree + 1
+
+    def integral(coef: np.ndarray) -> float:  # sum over the sample of the polynomial with these coefficients in u
+        return float(coef @ mu_u[: len(coef)])
+
+    alpha, norm2 = [], [1.0]
+    P_prev, P = np.zeros(1), np.ones(1)
+    norm2.append(integral(np.polynomial.polynomial.polymul(P, P)))
+    for i in range(degree):
+        uPP = np.polynomial.polynomial.polymul([0.0, 1.0], np.polynomial.polynomial.polymul(P, P))
+        a_u = integral(uPP) / norm2[i + 1]
+        alpha.append(mean + sd * a_u)
+        # (x - alpha_i) P = sd (u - a_u) P
+        nxt = sd * np.polynomial.polynomial.polysub(np.polynomial.polynomial.polymul([-a_u, 1.0], P), 0.0)
+        if i > 0:
+            nxt = np.polynomial.polynomial.polysub(nxt, (norm2[i + 1] / norm2[i]) * P_prev)
+        P_prev, P = P, nxt
+        norm2.append(integral(np.polynomial.polynomial.polymul(P, P)))
+    return alpha, norm2
+
+
+def _finish_spline(static: tuple, mom: tuple) -> tuple[list, list]:
+    boundary, knots = static
+    return [float(b) for b in (boundary if boundary is not None else (mom[3], mom[4]))], list(knots)
+
+
+_FINISH: dict[str, Callable[[tuple, tuple], Any]] = {
+    "scale": _finish_scale,
+    "center": lambda static, mom: float(mom[1]),
+    "poly": _finish_poly,
+    "spline": _finish_spline,
+}
 
 
 def _scale(node: Call, ctx: _Context) -> Value:
@@ -581,7 +705,7 @@ def _scale(node: Call, ctx: _Context) -> Value:
             s = 1.0 if scale_arg is False else float(scale_arg)
         return c, s
 
-    c, s = _stateful(node, ctx, learn)
+    c, s = _stateful(node, ctx, learn, lambda: ("scale", (center_arg, scale_arg), _moments(x, 2)), (0.0, 1.0))
     with np.errstate(all="ignore"):
         return Value("numeric", ((x - c) / s)[:, None], matrix=True)
 
@@ -589,7 +713,7 @@ def _scale(node: Call, ctx: _Context) -> Value:
 def _center(node: Call, ctx: _Context) -> Value:
     a = _args(node, ["x"])
     x = _numeric_arg(a["x"], ctx, node)
-    c = _stateful(node, ctx, lambda: float(np.nanmean(x)))
+    c = _stateful(node, ctx, lambda: float(np.nanmean(x)), lambda: ("center", (), _moments(x, 2)), 0.0)
     return Value("numeric", x - c)
 
 
@@ -621,7 +745,8 @@ def _poly(node: Call, ctx: _Context) -> Value:
             norm2.append(float(Z @ Z))
         return alpha, norm2
 
-    alpha, norm2 = _stateful(node, ctx, learn)
+    alpha, norm2 = _stateful(node, ctx, learn, lambda: ("poly", (degree,), _moments(x, 2 * degree + 1)),
+                             ([0.0] * degree, [1.0] * (degree + 2)))
     cols = [np.ones_like(x), x - alpha[0]]
     for i in range(1, degree):
         cols.append((x - alpha[i]) * cols[i] - (norm2[i + 1] / norm2[i]) * cols[i - 1])
@@ -656,7 +781,15 @@ def _spline(node: Call, ctx: _Context) -> Value:
             knots = [float(q) for q in np.quantile(inside, probs)] if n_inner else []
         return [float(b) for b in boundary], knots
 
-    boundary, knots = _stateful(node, ctx, learn)
+    given_knots = "knots" in a or not df or \
+        ((df - 1 - intercept) if natural else (df - degree - 1 + (1 - intercept))) <= 0
+    summary = None
+    if given_knots:
+        bk = _constant(a["Boundary.knots"], ctx, "Boundary.knots") if "Boundary.knots" in a else None
+        kn = _constant(a["knots"], ctx, "knots") if "knots" in a else []
+        kn = [float(k) for k in (kn if isinstance(kn, list) else [kn])]
+        summary = lambda: ("spline", (bk, kn), _moments(x, 2))  # noqa: E731
+    boundary, knots = _stateful(node, ctx, learn, summary, ([0.0, 1.0], []))
     basis = (natural_spline_basis(x, knots, boundary, intercept) if natural
              else bspline_basis(x, knots, boundary, degree, intercept))
     return Value("numeric", basis, colnames=[str(i) for i in range(1, basis.shape[1] + 1)], matrix=True)
