@@ -161,9 +161,7 @@ class Design:
                 offset += _finite(fv.offset[keep], "offset")
         codes, zs = [], []
         for t, g in zip(self.terms, fv.groups):
-            index = {s: i for i, s in enumerate(t.level_strings)}
-            strings = np.asarray(g.levels + [None], dtype=object)[np.where(g.values < 0, len(g.levels), g.values)][keep]
-            c = np.array([index.get(s, -1) for s in strings], dtype=np.intp)
+            c, strings = _codes_on(t.level_strings, g.take(keep))
             if (c < 0).any():
                 raise DataError(f"grouping factor {t.term.group!r} has level(s) {pd.unique(strings[c < 0])[:5].tolist()} "
                                 "that the first pass over the data did not see: did the data change between passes?")
@@ -225,13 +223,7 @@ class Design:
         if key not in self._levels:
             return v
         train = self._levels[key]
-        if v.kind == "numeric":  # numbers given for a factor: matched by their spelling, as R matches them
-            strings = np.array([None if np.isnan(x) else r_label(float(x)) for x in np.ravel(v.values)], dtype=object)
-        else:
-            f = v.as_factor()
-            strings = np.array(f.levels + [None], dtype=object)[np.where(f.values < 0, len(f.levels), f.values)]
-        index = {s: i for i, s in enumerate(train)}
-        codes = np.array([-1 if s is None else index.get(s, -2) for s in strings], dtype=np.intp)
+        codes, strings = _codes_on(train, v)
         if (codes == -2).any():
             unseen = pd.unique(strings[codes == -2])[:5].tolist()
             raise DataError(f"new data has level(s) {unseen} of {key!r} (in {where}) that training did not have; "
@@ -314,6 +306,24 @@ class RowBlock:
             return sp.csr_matrix((n, n_columns))
         return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                              shape=(n, n_columns))
+
+
+def _codes_on(train: Sequence[str], v: Value) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's index among the level strings ``train`` (-1 missing, -2 a level not there), and
+    the level strings of the distinct values (indexed like the codes' sources), matched as R
+    matches levels: by their spelling. Work is per distinct value, not per row."""
+    index = {s: i for i, s in enumerate(train)}
+    if v.kind == "numeric":  # numbers given for a factor
+        x = np.ravel(v.values)
+        uniq, inverse = np.unique(x, return_inverse=True)  # NaN sorts last and stays apart
+        level_strings = np.array([None if np.isnan(u) else r_label(float(u)) for u in uniq], dtype=object)
+        row_pos = inverse.ravel()
+    else:
+        f = v.as_factor()
+        level_strings = np.array(list(f.levels) + [None], dtype=object)
+        row_pos = np.where(f.values < 0, len(f.levels), f.values)
+    lut = np.array([-1 if s is None else index.get(s, -2) for s in level_strings], dtype=np.intp)
+    return lut[row_pos], level_strings[row_pos] if (lut == -2).any() else level_strings[:0]
 
 
 def _no_missing(values: dict[str, Value], where: str) -> None:

@@ -117,20 +117,27 @@ class ColumnLayout:
 
     def matrix(self, values: dict[str, Value], n: int) -> np.ndarray:
         """The model matrix for values (factors coded on the training levels)."""
-        cols = [np.ones(n)] if self.intercept else []
+        out = np.empty((n, self.n_columns))
+        j = 0
+        if self.intercept:
+            out[:, 0] = 1.0
+            j = 1
         for parts in self.terms:
-            block = np.ones((n, 1))
+            block = None
             for part in parts:
                 v = values[part.key]
                 if part.factor:
                     codes = v.as_factor().values
                     m = part.coding[codes]
                 else:
-                    m = v.values.reshape(n, -1).astype(float)
+                    m = v.values.reshape(n, -1).astype(float, copy=False)
                 # first variable fastest: new columns are the outer block
-                block = (block[:, None, :] * m[:, :, None]).reshape(n, -1)
-            cols.extend(block.T)
-        return np.column_stack(cols) if cols else np.zeros((n, 0))
+                block = m if block is None else (block[:, None, :] * m[:, :, None]).reshape(n, -1)
+            if block is None:
+                block = np.ones((n, 1))
+            out[:, j: j + block.shape[1]] = block
+            j += block.shape[1]
+        return out
 
 
 def _kron_names(parts: list[_Part]) -> list[str]:

@@ -234,14 +234,43 @@ class MIOFit:
         return self.budget.as_budget()
 
     # ------------------------------------------------------------------ fitted values
-    def fitted(self) -> pd.Series:
+    def fitted(self) -> pd.Series | Any:
+        """Fitted values of the rows used (offset included).
+
+        For data read in partitions: a lazy dask Series for a dask DataFrame, else an iterator of
+        pandas Series, one per partition (:meth:`residuals` alike).
+        """
         d = self.design
+        if not d.in_memory:
+            return self._per_partition(d.source, lambda frame: self._block_fitted(frame, residual=False), "fitted")
         Z = random_design_matrix(d)
         off = d.offset if d.offset is not None else 0.0
         return pd.Series(d.X @ self.beta + Z @ self.gamma + off, index=d.rows, name="fitted")
 
-    def residuals(self) -> pd.Series:
+    def residuals(self) -> pd.Series | Any:
+        """The response minus the fitted values (see :meth:`fitted` for data read in partitions)."""
+        d = self.design
+        if not d.in_memory:
+            return self._per_partition(d.source, lambda frame: self._block_fitted(frame, residual=True), "residuals")
         return pd.Series(self.design.y, index=self.design.rows) - self.fitted()
+
+    def _block_fitted(self, frame: pd.DataFrame, residual: bool) -> pd.Series:
+        d = self.design
+        block = d.block_of(frame)
+        linear = block.X @ self.beta + block.random_matrix(d.term_offsets(), d.n_columns) @ self.gamma
+        if residual:
+            return pd.Series(block.y - linear, index=block.index, name="residuals")
+        off = block.offset if block.offset is not None else 0.0
+        return pd.Series(linear + off, index=block.index, name="fitted")
+
+    @staticmethod
+    def _per_partition(source: Any, fn: Any, name: str) -> Any:
+        """``fn`` of every partition of ``source``: lazily on dask, else an iterator of Series."""
+        from .sources import DaskSource
+
+        if isinstance(source, DaskSource):
+            return source.frame.map_partitions(fn, meta=pd.Series(dtype=float, name=name))
+        return (fn(frame) for frame in source.partitions() if len(frame))
 
     @cached_property
     def assignment_tree_(self) -> dict[str, Any]:
@@ -255,19 +284,23 @@ class MIOFit:
     def _training(self, k: int) -> TermTraining:
         """What the new-level rules learn from for term ``k`` (trees are cached across predictions)."""
         d, t = self.design, self.design.terms[k]
+        d.require_rows("a new-level rule other than 'population'")
         return TermTraining(X=d.X, fixed_names=d.fixed_names, data=d.data, codes=t.codes,
                             effects=self._term_effects(k).to_numpy(), group=t.term.group, depth=self.tree_depth,
                             cache=self._rule_cache)
 
     def predict(
         self,
-        newdata: pd.DataFrame | None = None,
+        newdata: Any = None,
         re_form: Any = None,
         allow_new_levels: bool = False,
         new_levels: str | None = None,
         cluster_features: Sequence[str] | None = None,
     ) -> pd.Series:
         """Predictions for ``newdata`` (the training rows when None).
+
+        ``newdata`` read in partitions (a dask DataFrame, a parquet path, chunks) gives a lazy dask
+        Series or an iterator of pandas Series, one per partition.
 
         ``re_form=None`` uses the cluster effects of known levels; ``re_form="~0"`` (or ``NA`` /
         ``False``) predicts at population level. Rows of levels not seen in training get, by
@@ -287,9 +320,18 @@ class MIOFit:
         True
         """
         if newdata is None:
-            return self.fitted().rename("predicted")
+            fitted = self.fitted()
+            return fitted.rename("predicted") if isinstance(fitted, pd.Series) or hasattr(fitted, "npartitions") \
+                else (f.rename("predicted") for f in fitted)
         if not isinstance(newdata, pd.DataFrame):
-            raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+            from .sources import as_source, is_out_of_core
+
+            if not is_out_of_core(newdata):
+                raise DataError(f"newdata must be a pandas DataFrame, a dask DataFrame, a parquet path or chunks, got "
+                                f"{type(newdata).__name__}")
+            options = dict(re_form=re_form, allow_new_levels=allow_new_levels, new_levels=new_levels,
+                           cluster_features=cluster_features)
+            return self._per_partition(as_source(newdata), lambda frame: self.predict(frame, **options), "predicted")
         if new_levels is not None:
             check_rule(new_levels)
         # naming a rule for new levels allows them, as allow_new_levels=True does (lme4's default: an error)
@@ -317,7 +359,7 @@ class MIOFit:
             eff = self._term_effects(k).to_numpy()
             row_eff = eff[np.where(unseen, 0, codes)]
             row_eff[unseen] = 0.0
-            if unseen.any():
+            if unseen.any() and new_levels != "population":  # the population: no effect, as lme4
                 row_eff[unseen] = RULES[new_levels].effects(self._training(k), X[unseen], newdata[unseen],
                                                             labels[unseen], cluster_features)
             pred = pred + np.einsum("ij,ij->i", d.term_values(k, newdata), row_eff)

@@ -26,7 +26,7 @@ from .parallel import progress_enabled
 
 __all__ = ["DataSource", "ChunkSource", "ParquetSource", "DaskSource", "as_source", "is_out_of_core"]
 
-_PARQUET_BATCH_ROWS = 1 << 20  # rows per partition read from parquet: about 100 MB for 12 float columns
+_PARQUET_BATCH_ROWS = 1 << 18  # rows per partition read from parquet: about 25 MB for 12 float columns
 
 
 class DataSource:

@@ -162,6 +162,18 @@ def column_value(data: pd.DataFrame, name: str) -> Value:
         return Value("numeric", col.to_numpy(dtype=float, na_value=np.nan))
     values = col.to_numpy(dtype=object)
     mask = pd.isna(values)
+    if pd.api.types.infer_dtype(values, skipna=True) == "string":  # all text: checked per distinct value
+        counts = pd.Series(values[~mask]).value_counts(sort=False)
+        numeric = np.array([_is_number(t) for t in counts.index], dtype=bool)
+        n_numeric = int(counts.to_numpy()[numeric].sum())
+        if n_numeric and n_numeric >= max(1, int(counts.sum()) // 2) and not numeric.all():
+            odd = counts.index[~numeric][0]
+            raise DataError(f"column {name!r} is mostly numbers but holds text such as {odd!r}; convert it with "
+                            f"pd.to_numeric(data[{name!r}], errors='coerce') to treat such cells as missing, or make "
+                            "it a categorical on purpose")
+        out = values.copy()
+        out[mask] = None
+        return Value("character", out)
     present = values[~mask]
     if any(isinstance(v, bool) for v in present) and all(isinstance(v, bool) for v in present):
         return Value("logical", np.where(mask, np.nan, values.astype(float, copy=False) if not mask.any() else

@@ -85,7 +85,7 @@ def test_tails_on_real_data_split_the_budget_by_sign():
     fit = hm.fit("normexam ~ standLRT + (1 | school)", exam, {"(1 | school)": (3, 5)}, ridge=1.0)
     eff = fit.ranef()["school"]["(Intercept)"]
     assert (eff < 0).sum() <= 3 and (eff > 0).sum() <= 5 and (eff != 0).sum() >= 6
-    assert fit.certificate.status == "optimal"
+    assert fit.certificate.status in ("optimal", "gap_limit") and fit.certificate.gap <= 1e-4
     # the symmetric budget of the same size can do no worse (it allows every sign pattern)
     free = hm.fit("normexam ~ standLRT + (1 | school)", exam, 8, ridge=1.0)
     assert free.certificate.primal <= fit.certificate.primal * (1 + 1e-9)
