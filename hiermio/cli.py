@@ -76,8 +76,16 @@ def _budget_arg(text: str):
         raise HierMIOError(f"--budget must be a whole number or JSON like '{{\"(1 | g)\": 3}}', got {text!r}") from None
 
 
+def _fit_data(path: str):
+    """The fit's data: a parquet file or directory is read in partitions (never whole), else a CSV."""
+    if path.endswith((".parquet", ".pq")) or (os.path.isdir(path) and any(
+            f.endswith((".parquet", ".pq")) for f in os.listdir(path))):
+        return path
+    return _read_csv(path, "data file")
+
+
 def _fit(args: argparse.Namespace) -> int:
-    df = _read_csv(args.data, "data file")
+    df = _fit_data(args.data)
     budget = _budget_arg(args.budget)
     res = fit(args.formula, df, budget=budget, weights=args.weights, offset=args.offset, **_control_options(args))
     print(res.summary())
@@ -143,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_control_arguments(d)
     f = sub.add_parser("fit", help="fit FORMULA on a CSV file")
     f.add_argument("formula")
-    f.add_argument("data", help="CSV file")
+    f.add_argument("data", help="CSV file, or a parquet file or directory (read in partitions, never whole)")
     f.add_argument("--budget", required=True, help="an integer, or JSON like '{\"(1 | g)\": 3}'")
     _add_control_arguments(f)
     f.add_argument("--weights", help="column of prior weights (lme4's weights=)")

@@ -66,7 +66,8 @@ class Summary:
         f, d, cert = self.fit, self.fit.design, self.fit.certificate
         lines = ["L0-constrained mixed model fit by mixed-integer optimization [hiermio]",
                  f"Formula: {f.formula}"]
-        lines.append(f"   Data: {d.n} rows" + (f" ({d.n_dropped} with missing values dropped)" if d.n_dropped else ""))
+        lines.append(f"   Data: {d.n} rows" + (f" ({d.n_dropped} with missing values dropped)" if d.n_dropped else "")
+                     + ("" if d.in_memory else f", read in partitions from {d.source.description}"))
         if not d.terms:
             lines.append("No random-effect terms: the fixed part alone was fitted (ordinary least squares).")
         else:

@@ -133,7 +133,9 @@ class ParquetSource(DataSource):
 
     def partitions(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         offset = 0
-        for batch in self._dataset.to_batches(columns=columns, batch_size=self.batch_rows):
+        # no read-ahead beyond the next batch: pyarrow's defaults keep 16 batches and 4 files in flight
+        for batch in self._dataset.to_batches(columns=columns, batch_size=self.batch_rows, batch_readahead=1,
+                                              fragment_readahead=1):
             frame = batch.to_pandas()
             frame.index = pd.RangeIndex(offset, offset + len(frame))  # row numbers of the whole data set
             offset += len(frame)

@@ -193,3 +193,18 @@ def test_rules_that_need_training_rows_say_so():
     with pytest.raises(DataError, match="training rows in memory"):
         fit.predict(new, new_levels="soft")
     assert np.isfinite(fit.predict(new, allow_new_levels=True)).all()
+
+
+def test_cli_fits_a_parquet_directory(tmp_path, capsys):
+    from hiermio.cli import main
+
+    df = _data().reset_index(drop=True)
+    for i, part in enumerate(_chunks(df, [450, 450])):
+        part.to_parquet(tmp_path / f"part-{i}.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["fit", "y ~ x + shop + (1 | g)", str(tmp_path), "--budget", "3"]) == 0
+        whole = hm.fit("y ~ x + shop + (1 | g)", df, budget=3)
+    out = capsys.readouterr().out
+    assert "read in partitions from parquet data" in out
+    assert f"objective {whole.certificate.primal:.8g};" in out
