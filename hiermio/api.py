@@ -43,7 +43,7 @@ def default_mu(design: Design, ridge: float, zz: np.ndarray | None = None) -> np
     [1.0, 1.0]
     """
     parts = []
-    for k, (off, t) in enumerate(zip(design.term_offsets(), design.terms)):
+    for off, t in zip(design.term_offsets(), design.terms):
         per_coef = []
         for c in range(t.q):
             if zz is not None:
@@ -51,7 +51,6 @@ def default_mu(design: Design, ridge: float, zz: np.ndarray | None = None) -> np
             else:
                 w = t.values[:, c] ** 2 if design.weights is None else design.weights * t.values[:, c] ** 2
                 col_zz = np.bincount(t.codes, weights=w, minlength=t.n_levels)
-
             med = float(np.median(col_zz))
             per_coef.append(ridge * (med if med > 0 else max(float(col_zz.mean()), 1.0)))
         parts.append(np.tile(per_coef, t.n_levels))

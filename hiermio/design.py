@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ from .variables import Value, combine_factors, evaluate, r_label, referenced_col
 
 __all__ = ["TermDesign", "Design", "RowBlock", "FrameValues", "model_frame_values", "build_design", "group_labels",
            "required_columns", "vector_args_as_columns", "carry_vector_options", "random_design_matrix",
-           "constant_columns", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term"]
+           "constant_columns", "group_parts", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term"]
 
 
 @dataclass
@@ -119,17 +119,31 @@ class Design:
                             f"from {self.source.description}; fit on a pandas DataFrame for it")
 
     def row_blocks(self, rows: int = 1 << 16) -> Iterator["RowBlock"]:
-        """The rows used, in blocks of at most ``rows`` (in memory), or partition by partition."""
-        if not self.in_memory:
-            for frame in self.source.partitions(self.source_columns()):
-                if len(frame):
-                    yield self.block_of(frame)
-            return
+        """The rows used (in memory), in blocks of at most ``rows``."""
+        self.require_rows("row_blocks")
         for start in range(0, self.n, rows):
             sl = slice(start, start + rows)
             yield RowBlock(self.X[sl], self.y_adjusted[sl], None if self.weights is None else self.weights[sl],
                            [t.codes[sl] for t in self.terms], [t.values[sl] for t in self.terms], self.rows[sl],
                            None if self.offset is None else self.offset[sl])
+
+    def map_blocks(self, fn: Callable[["RowBlock"], Any], merge: Callable[[Any, Any], Any], desc: str,
+                   progress: bool | None = None) -> Any:
+        """``fn`` of every block of the rows used, combined by ``merge``: the blocks in memory, or
+        the source's partitions (on dask's workers for a dask source).
+
+        >>> d = build_design("y ~ 1 + (1 | g)", pd.DataFrame({"y": [1., 2, 3], "g": [0, 1, 1]}))
+        >>> d.map_blocks(len, lambda a, b: a + b, "rows")
+        3
+        """
+        if self.in_memory:
+            out = None
+            for block in self.row_blocks():
+                s = fn(block)
+                out = s if out is None else merge(out, s)
+            return out
+        return self.source.map_reduce(lambda frame: fn(self.block_of(frame)), merge, self.source_columns(), desc=desc,
+                                      progress=progress)
 
     def source_columns(self) -> list[str]:
         """The columns of the data the model uses."""
@@ -147,18 +161,7 @@ class Design:
         y = _finite(_numeric_vector(values[fv.response_key], f"response {self.formula.response!r}"),
                     f"response {self.formula.response!r}")
         X = _finite(self._fixed_layout.matrix(values, n), "fixed part", self._fixed_layout.names)[:, self._fixed_keep]
-        w = None
-        if fv.weights is not None:
-            w = fv.weights[keep]
-            if np.any(w < 0):
-                raise DataError("weights must be finite and non-negative")
-        offset = None
-        if fv.offset_nodes or fv.offset is not None:
-            offset = np.zeros(n)
-            for node in fv.offset_nodes:
-                offset += _finite(_numeric_vector(values[deparse(node)], deparse(node)), f"offset {deparse(node)}")
-            if fv.offset is not None:
-                offset += _finite(fv.offset[keep], "offset")
+        w, offset = fv.used_weights(keep), fv.total_offset(keep)
         codes, zs = [], []
         for t, g in zip(self.terms, fv.groups):
             c, strings = _codes_on(t.level_strings, g.take(keep))
@@ -346,6 +349,12 @@ def _numeric_vector(v: Value, what: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- grouping
 def _group_value(term: RandomTerm, data: pd.DataFrame) -> Value:
     """The grouping factor of a term: a factor, or lme4's interaction ``a:b`` of several."""
+    parts = group_parts(term, data)
+    return parts[0] if len(parts) == 1 else combine_factors(parts, sep=":")
+
+
+def group_parts(term: RandomTerm, data: pd.DataFrame) -> list[Value]:
+    """The factors a term's grouping factor is made of (lme4's ``a:b`` has two), each as a factor."""
     parts = []
     for node in term.group_factors:
         try:
@@ -358,7 +367,7 @@ def _group_value(term: RandomTerm, data: pd.DataFrame) -> Value:
             x = v.values
             v = _factor_of_numbers(x)
         parts.append(v.as_factor())
-    return parts[0] if len(parts) == 1 else combine_factors(parts, sep=":")
+    return parts
 
 
 def _factor_of_numbers(x: np.ndarray) -> Value:
@@ -566,6 +575,7 @@ class FrameValues:
     response_key: str
     offset_nodes: list[Node]
     term_terms: list[Terms]
+    group_names: list[str]  # each random term's grouping factor, as written
 
     def missing(self) -> tuple[np.ndarray, dict[str, int]]:
         """Rows with a missing value in any variable (lme4's na.omit), and the count per variable."""
@@ -577,7 +587,7 @@ class FrameValues:
             missing |= m
             if m.any():
                 counts[key] = int(m.sum())
-        for t, g in zip(self.term_labels, self.groups):
+        for t, g in zip(self.group_names, self.groups):
             m = g.values < 0
             if m.any():
                 missing |= m
@@ -588,7 +598,26 @@ class FrameValues:
                 counts[name] = int(np.isnan(arr).sum())
         return missing, counts
 
-    term_labels: list[str] = field(default_factory=list)  # each random term's grouping factor, as written
+    def used_weights(self, keep: np.ndarray) -> np.ndarray | None:
+        """The prior weights of the rows kept, checked."""
+        if self.weights is None:
+            return None
+        w = self.weights[keep]
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise DataError("weights must be finite and non-negative")
+        return w
+
+    def total_offset(self, keep: np.ndarray) -> np.ndarray | None:
+        """The formula's offset() terms plus the offset= argument, on the rows kept (None without any)."""
+        if not self.offset_nodes and self.offset is None:
+            return None
+        total = np.zeros(len(keep))
+        for node in self.offset_nodes:
+            x = _numeric_vector(self.values[deparse(node)].take(keep), deparse(node))
+            total += _finite(x, f"offset {deparse(node)}")
+        if self.offset is not None:
+            total += _finite(self.offset[keep], "offset")
+        return total
 
 
 def model_frame_values(parsed: ParsedFormula, data: pd.DataFrame, state: dict, weights: str | None,
@@ -676,8 +705,7 @@ def build_design(
     fixed_terms = parsed.fixed_terms
     frame_values = model_frame_values(parsed, data, state, weights, offset)
     values, where_of, groups = frame_values.values, frame_values.where_of, frame_values.groups
-    response_key, offset_nodes, term_terms = frame_values.response_key, frame_values.offset_nodes, frame_values.term_terms
-    w, off_arg = frame_values.weights, frame_values.offset
+    response_key, term_terms = frame_values.response_key, frame_values.term_terms
     _check_computed(values, data, where_of)
     missing, counts = frame_values.missing()
     n_dropped = int(missing.sum())
@@ -703,20 +731,10 @@ def build_design(
 
     y = _finite(_numeric_vector(values[response_key], f"response {parsed.response!r}"),
                 f"response {parsed.response!r}")
-    w_used = None
-    if w is not None:
-        w_used = w[keep]
-        if not np.all(np.isfinite(w_used)) or np.any(w_used < 0):
-            raise DataError("weights must be finite and non-negative")
-        if not np.any(w_used > 0):
-            raise DataError("weights are all zero")
-    total_offset = None
-    if offset_nodes or off_arg is not None:
-        total_offset = np.zeros(len(keep))
-        for node in offset_nodes:
-            total_offset += _finite(_numeric_vector(values[deparse(node)], deparse(node)), f"offset {deparse(node)}")
-        if off_arg is not None:
-            total_offset += _finite(off_arg[keep], "offset")
+    w_used = frame_values.used_weights(keep)
+    if w_used is not None and not np.any(w_used > 0):
+        raise DataError("weights are all zero")
+    total_offset = frame_values.total_offset(keep)
 
     layout = ColumnLayout.build(fixed_terms, values)
     X_full = _finite(layout.matrix(values, len(keep)), "fixed part", layout.names)

@@ -118,15 +118,7 @@ def support_sums(fit: "MIOFit", cluster: int) -> SupportSums:
         d = fit.design
         fn = partial(_block_sums, design=d, cols=np.flatnonzero(fit.gamma != 0), beta=fit.beta, gamma=fit.gamma,
                      cluster=cluster)
-        if d.in_memory:
-            out = None
-            for block in d.row_blocks():
-                s = fn(block)
-                out = s if out is None else out.merge(s)
-        else:
-            out = d.source.map_reduce(lambda frame: fn(d.block_of(frame)), SupportSums.merge, d.source_columns(),
-                                      desc="standard errors")
-        cache[key] = out
+        cache[key] = d.map_blocks(fn, SupportSums.merge, "standard errors")
     return cache[key]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -320,9 +320,8 @@ class MIOFit:
         True
         """
         if newdata is None:
-            fitted = self.fitted()
-            return fitted.rename("predicted") if isinstance(fitted, pd.Series) or hasattr(fitted, "npartitions") \
-                else (f.rename("predicted") for f in fitted)
+            fitted = self.fitted()  # a Series (pandas or dask), or an iterator of them, one per partition
+            return (f.rename("predicted") for f in fitted) if isinstance(fitted, Iterator) else fitted.rename("predicted")
         if not isinstance(newdata, pd.DataFrame):
             from .sources import as_source, is_out_of_core
 

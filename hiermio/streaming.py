@@ -32,9 +32,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .design import (Design, TermDesign, check_rows_enough, check_term, dropped_rows_messages, model_frame_values,
-                     rank_messages, required_columns, _check_columns, _check_computed)
-from .exceptions import DataError, FormulaError, HierMIOWarning
+from .design import (Design, TermDesign, check_rows_enough, check_term, dropped_rows_messages, group_parts,
+                     model_frame_values, rank_messages, required_columns, _check_columns, _check_computed)
+from .exceptions import DataError, HierMIOWarning
 from .formula import ParsedFormula, parse_formula
 from .modelmatrix import ColumnLayout, aliased_columns
 from .sources import as_source
@@ -149,7 +149,7 @@ def _summary_pass(frame: pd.DataFrame, parsed: ParsedFormula, state: dict, weigh
             factors[key] = _levels_of(v, rows)
     groups = []
     for t, g in zip(parsed.random, fv.groups):
-        comps = [_group_value_of(node, frame, t) for node in t.group_factors]
+        comps = [g] if len(t.group_factors) == 1 else group_parts(t, frame)  # one factor: evaluated already
         parts = [_levels_of(c, rows) for c in comps]
         if len(comps) == 1:
             combos = set()
@@ -158,26 +158,9 @@ def _summary_pass(frame: pd.DataFrame, parsed: ParsedFormula, state: dict, weigh
                        for c in comps]
             combos = set(zip(*strings))
         groups.append(_GroupLevels(parts, combos))
-    if fv.weights is not None:
-        w = fv.weights[rows]
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise DataError("weights must be finite and non-negative")
-    any_weight = bool(fv.weights is None or np.any(fv.weights[rows] > 0))
+    w = fv.used_weights(rows)
+    any_weight = bool(w is None or np.any(w > 0))
     return _FrameSummary(len(frame), int(missing.sum()), counts, factors, numeric, groups, any_weight)
-
-
-def _group_value_of(node, frame: pd.DataFrame, term) -> Value:
-    """One component of a grouping factor (lme4's ``a:b`` has two), as a factor."""
-    from .design import _factor_of_numbers
-    from .variables import evaluate
-
-    try:
-        v = evaluate(node, frame, {}, learn=True)
-    except FormulaError as exc:
-        raise FormulaError(f"{exc} (in the grouping factor of random term {term.label})") from exc
-    if v.kind == "numeric":
-        v = _factor_of_numbers(v.values)
-    return v.as_factor()
 
 
 def learn_design(formula: ParsedFormula | str, data: Any, na_action: Literal["drop", "raise"] = "drop",
@@ -195,9 +178,6 @@ def learn_design(formula: ParsedFormula | str, data: Any, na_action: Literal["dr
     needed = required_columns(parsed)
     columns = source.columns
     _check_columns(needed, pd.DataFrame(columns=columns))
-    for name, arg in (("weights", weights), ("offset", offset)):
-        if arg is not None and arg not in columns:
-            raise DataError(f"{name}={arg!r} is not a column of the data")
     used = sorted(set().union(*needed.values()) | {c for c in (weights, offset) if c is not None})
     state: dict = {}
     if _STATEFUL.search(parsed.text):  # pass 1: the stateful transforms' parameters

@@ -333,8 +333,6 @@ def cross_products(design: Design, progress: bool | None = None) -> CrossProduct
     In memory the shifts are the weighted means (what centring takes off); read in partitions, the
     first partition's means, which are as good for the digits and need no extra pass.
     """
-
-    intercept_in_layout = design._fixed_layout is not None and design._fixed_layout.intercept
     if design.in_memory:
         X, y, w = design.X, design.y_adjusted, design.weights
         const = constant_columns(X)
@@ -345,28 +343,18 @@ def cross_products(design: Design, progress: bool | None = None) -> CrossProduct
         first = first if len(first) else design.block_of(head)
         X, y, w = first.X, first.y, first.weights
         names = list(design.fixed_names)
-        intercept = names.index("(Intercept)") if intercept_in_layout and "(Intercept)" in names else None
+        intercept = names.index("(Intercept)") if design._fixed_layout.intercept else None
     shift, y_shift = np.zeros(design.p), 0.0
     if intercept is not None and len(y):
         wts = None if w is None or not np.any(w > 0) else w
         shift = np.average(X, axis=0, weights=wts)
         shift[intercept] = 0.0
         y_shift = float(np.average(y, weights=wts))
-    if design.in_memory:
-        blocks = (CrossProducts.of_block(b, shift, y_shift, design) for b in design.row_blocks())
-        cp = next(blocks)
-        for b in blocks:
-            cp = cp.merge(b)
-    else:
-        cp = design.source.map_reduce(lambda frame: CrossProducts.of_block(design.block_of(frame), shift, y_shift, design),
-                                      CrossProducts.merge, design.source_columns(), desc="sufficient statistics",
-                                      progress=progress)
-    consts = [j for j in range(cp.P) if np.isfinite(cp.const[j]) and cp.const[j] != 0]
-    if intercept is not None and intercept not in consts:
+    cp = design.map_blocks(lambda block: CrossProducts.of_block(block, shift, y_shift, design), CrossProducts.merge,
+                           "sufficient statistics", progress)
+    if intercept is not None and not (np.isfinite(cp.const[intercept]) and cp.const[intercept] != 0):
         raise NumericalError("the intercept column is not constant over the partitions")
-    cp.intercept = intercept if intercept is not None else None
-    if cp.intercept is None and np.any(shift != 0):  # pragma: no cover - shifts need an intercept
-        raise NumericalError("shifted columns without an intercept")
+    cp.intercept = intercept
     return cp
 
 

@@ -681,7 +681,7 @@ def _finish_poly(static: tuple, mom: tuple) -> tuple[list, list]:
         a_u = integral(uPP) / norm2[i + 1]
         alpha.append(mean + sd * a_u)
         # (x - alpha_i) P = sd (u - a_u) P
-        nxt = sd * np.polynomial.polynomial.polysub(np.polynomial.polynomial.polymul([-a_u, 1.0], P), 0.0)
+        nxt = sd * np.polynomial.polynomial.polymul([-a_u, 1.0], P)
         if i > 0:
             nxt = np.polynomial.polynomial.polysub(nxt, (norm2[i + 1] / norm2[i]) * P_prev)
         P_prev, P = P, nxt
