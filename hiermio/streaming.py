@@ -23,6 +23,7 @@ the rows (fitted values, residuals, standard errors) is another pass.
 
 from __future__ import annotations
 
+import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -178,6 +179,11 @@ def learn_design(formula: ParsedFormula | str, data: Any, na_action: Literal["dr
     needed = required_columns(parsed)
     columns = source.columns
     _check_columns(needed, pd.DataFrame(columns=columns))
+    for name, arg in (("weights", weights), ("offset", offset)):  # before any pass reads the column
+        if arg is not None and arg not in columns:
+            close = difflib.get_close_matches(arg, columns, n=1)
+            raise DataError(f"{name}={arg!r} is not a column of the data" + (f" (did you mean {close[0]!r}?)"
+                                                                                 if close else ""))
     used = sorted(set().union(*needed.values()) | {c for c in (weights, offset) if c is not None})
     state: dict = {}
     if _STATEFUL.search(parsed.text):  # pass 1: the stateful transforms' parameters

@@ -171,6 +171,8 @@ def test_bad_partitioned_input_is_refused_by_name():
         hm.fit("y ~ x + (1 | g)", iter(_chunks(df, [450, 450])), budget=2)
     with pytest.raises(DataError, match="weights= for data read in partitions"):
         hm.fit("y ~ x + (1 | g)", _chunks(df, [450, 450]), budget=2, weights=np.ones(900))
+    with pytest.raises(DataError, match="weights='ww' is not a column of the data \\(did you mean 'w'\\?\\)"):
+        hm.fit("y ~ x + (1 | g)", _chunks(df, [450, 450]), budget=2, weights="ww")
     with pytest.raises(FormulaError, match="unknown column 'xx'"):
         hm.fit("y ~ xx + (1 | g)", _chunks(df, [450, 450]), budget=2)
     with pytest.raises(FormulaError, match="knots"):
