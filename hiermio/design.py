@@ -152,7 +152,13 @@ class Design:
         return sorted(cols)
 
     def block_of(self, frame: pd.DataFrame) -> "RowBlock":
-        """The rows of ``frame`` that the model uses (complete in every variable), on the training coding."""
+        """The rows of ``frame`` that the model uses (complete in every variable), on the training coding.
+
+        >>> d = build_design("y ~ x + (1 | g)", pd.DataFrame({"y": [1., 2, 3], "x": [0., 1, 2], "g": list("aab")}))
+        >>> b = d.block_of(pd.DataFrame({"y": [5., None], "x": [1., 1], "g": ["b", "a"]}))
+        >>> b.X.tolist(), b.codes
+        ([[1.0, 1.0]], [array([1])])
+        """
         fv = model_frame_values(self.formula, frame, self._state, self.weights_column, self.offset_column, learn=False)
         missing, _ = fv.missing()
         keep = np.flatnonzero(~missing)
@@ -354,7 +360,13 @@ def _group_value(term: RandomTerm, data: pd.DataFrame) -> Value:
 
 
 def group_parts(term: RandomTerm, data: pd.DataFrame) -> list[Value]:
-    """The factors a term's grouping factor is made of (lme4's ``a:b`` has two), each as a factor."""
+    """The factors a term's grouping factor is made of (lme4's ``a:b`` has two), each as a factor.
+
+    >>> from hiermio.formula import parse_formula
+    >>> t = parse_formula("y ~ 1 + (1 | a:b)").random[0]
+    >>> [p.levels for p in group_parts(t, pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))]
+    [['1', '2'], ['x', 'y']]
+    """
     parts = []
     for node in term.group_factors:
         try:
@@ -623,7 +635,13 @@ class FrameValues:
 def model_frame_values(parsed: ParsedFormula, data: pd.DataFrame, state: dict, weights: str | None,
                        offset: str | None, learn: bool = True, collect: dict | None = None) -> FrameValues:
     """Evaluate every variable of the formula on ``data`` (stateful transforms learn into ``state``,
-    apply it with ``learn=False``, or summarise into ``collect``), and check the response's type."""
+    apply it with ``learn=False``, or summarise into ``collect``), and check the response's type.
+
+    >>> fv = model_frame_values(parse_formula("y ~ log(x) + (1 | g)"), pd.DataFrame(
+    ...     {"y": [1., 2], "x": [1., None], "g": ["a", "b"]}), {}, None, None)
+    >>> list(fv.values), fv.missing()[1]
+    (['y', 'log(x)'], {'log(x)': 1})
+    """
     fixed_terms = parsed.fixed_terms
     values: dict[str, Value] = {}
     where_of: dict[str, str] = {}
@@ -764,7 +782,11 @@ def build_design(
 
 
 def dropped_rows_messages(n_dropped: int, counts: dict[str, int], n_total: int, na_action: str) -> list[str]:
-    """lme4's na.omit, said: the rows dropped and the variables that made them missing (or the error)."""
+    """lme4's na.omit, said: the rows dropped and the variables that made them missing (or the error).
+
+    >>> dropped_rows_messages(2, {"x": 2}, 10, "drop")
+    ["2 of 10 rows dropped for missing values in 'x' (2)"]
+    """
     if not n_dropped:
         return []
     which = ", ".join(f"{c!r} ({v})" for c, v in sorted(counts.items()))
@@ -774,7 +796,11 @@ def dropped_rows_messages(n_dropped: int, counts: dict[str, int], n_total: int, 
 
 
 def rank_messages(dropped_names: Sequence[str]) -> list[str]:
-    """lme4's message for fixed columns dropped as linear combinations of earlier ones."""
+    """lme4's message for fixed columns dropped as linear combinations of earlier ones.
+
+    >>> rank_messages(["x2"])
+    ["fixed-effect model matrix is rank deficient so dropping 1 column / coefficient: 'x2'"]
+    """
     if not dropped_names:
         return []
     k = len(dropped_names)

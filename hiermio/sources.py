@@ -197,7 +197,12 @@ def _local_scheduler() -> bool:
 
 
 def is_out_of_core(data: Any) -> bool:
-    """True for anything :func:`as_source` takes that is not a pandas frame."""
+    """True for anything :func:`as_source` takes that is not a pandas frame.
+
+    >>> import pandas as pd
+    >>> is_out_of_core(pd.DataFrame({"x": [1]})), is_out_of_core("discharges/"), is_out_of_core([pd.DataFrame()])
+    (False, True, True)
+    """
     return not isinstance(data, pd.DataFrame) and (
         isinstance(data, (str, os.PathLike, DataSource, list, tuple)) or callable(data) or _is_dask(data)
         or isinstance(data, Iterable) and not isinstance(data, (dict, bytes)))

@@ -228,7 +228,17 @@ def learn_design(formula: ParsedFormula | str, data: Any, na_action: Literal["dr
 def finish_fixed_columns(design: Design, cp) -> tuple[Design, Any]:
     """Pass 3's sums decide which fixed columns are linear combinations of earlier ones (R's
     rank test on the centred columns; the R factor has the same column norms and dependencies):
-    they are dropped, with lme4's message, and the rows per level recorded. In memory nothing changes."""
+    they are dropped, with lme4's message, and the rows per level recorded. In memory nothing changes.
+
+    >>> import warnings
+    >>> from hiermio.sufficient import cross_products
+    >>> chunks = [pd.DataFrame({"y": [1., 2, 4], "x": [0., 1, 2], "g": list("aab")}).assign(x2=lambda d: 2 * d.x)]
+    >>> d = learn_design("y ~ x + x2 + (1 | g)", chunks)
+    >>> with warnings.catch_warnings(record=True):
+    ...     d, cp = finish_fixed_columns(d, cross_products(d))
+    >>> d.fixed_names, d.dropped_columns, d.terms[0].sizes.tolist()
+    (('(Intercept)', 'x'), ('x2',), [2, 1])
+    """
     if design.in_memory:
         return design, cp
     R = cp.R[:, : cp.P]
