@@ -14,7 +14,7 @@ from .control import REFIT_RIDGE, FitControl
 from .design import Design, build_design
 from .sources import is_out_of_core
 from .streaming import finish_fixed_columns, learn_design
-from .sufficient import SufficientStats, cross_products
+from .sufficient import CrossProducts, SufficientStats, cross_products
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .heuristics import greedy, local_search
 from .certificate import Certificate, SolverProgress
@@ -23,7 +23,8 @@ from .parallel import progress_enabled
 from .results import MIOFit
 from .selection import Budget, SelectionProblem
 
-__all__ = ["fit", "build_problem", "optimize", "make_fit", "Solution", "default_mu", "solver_warnings"]
+__all__ = ["fit", "build_problem", "problem_from_cross_products", "fit_problem", "optimize", "make_fit", "Solution",
+           "default_mu", "solver_warnings"]
 
 
 def default_mu(design: Design, ridge: float, zz: np.ndarray | None = None) -> np.ndarray:
@@ -170,7 +171,18 @@ def fit(
         raise HierMIOError(f"callback must be a function of one SolverProgress, got {callback!r}")
     t0 = time.perf_counter()
     problem = build_problem(formula, data, budget, control, weights=weights, offset=offset)
-    t_design = time.perf_counter() - t0
+    return fit_problem(problem, control, progress, callback, design_time=time.perf_counter() - t0)
+
+
+def fit_problem(problem: SelectionProblem, control: FitControl = FitControl(), progress: bool | None = None,
+                callback: Callable[[SolverProgress], None] | None = None, design_time: float = 0.0) -> MIOFit:
+    """Stages 2 and 3 as :func:`fit` runs them: the search (with its progress bar), the fit, its
+    warnings, and :class:`hiermio.Interrupted` on Ctrl-C.
+
+    >>> import hiermio as hm
+    >>> fit_problem(build_problem("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 3)).n_nonzero
+    3
+    """
     bar_update, bar_close = _progress_bar(progress)
 
     def report(p: SolverProgress) -> None:
@@ -182,9 +194,9 @@ def fit(
         solution = optimize(problem, control, callback=report if (bar_update or callback) else None)
     finally:
         bar_close()
-    res = make_fit(problem, solution, control, design_time=t_design)
+    res = make_fit(problem, solution, control, design_time=design_time)
     for msg in res.solver_warnings:
-        warnings.warn(msg, HierMIOWarning, stacklevel=2)
+        warnings.warn(msg, HierMIOWarning, stacklevel=3)
     if res.certificate.status == "interrupted":
         raise Interrupted(f"fit interrupted after {res.certificate.time:.1f} s: the best support found, with its "
                           f"proven gap of {100 * res.certificate.gap:.3g}%, is in this exception's .result", res)
@@ -212,11 +224,30 @@ def build_problem(formula: str, data: Any, budget: Budget, control: FitControl =
         design = build_design(formula, data, na_action=control.na_action, weights=weights, offset=offset)
 
     def statistics() -> SufficientStats:  # the pass over the rows: SelectionProblem.build checks the budget first
-        final, cp = finish_fixed_columns(design, cross_products(design, progress=progress))
-        stats = SufficientStats.from_cross_products(cp, final, np.ones(final.n_columns))
-        return stats.with_mu(default_mu(final, control.ridge, zz=stats.G.diagonal()))
+        return _statistics(*finish_fixed_columns(design, cross_products(design, progress=progress)), control)
 
     return SelectionProblem.build(design, budget, None, control.selection, stats=statistics)
+
+
+def problem_from_cross_products(design: Design, cp: CrossProducts, budget: Budget,
+                                control: FitControl = FitControl()) -> SelectionProblem:
+    """Stage 1 from sums already made (:func:`hiermio.sufficient.split_cross_products`): a fit
+    on a fold or a half-sample of data read in partitions, or on all of it, with no further pass.
+    Fixed columns that are linear combinations of others in these rows are dropped first.
+
+    >>> import hiermio as hm
+    >>> from hiermio.sufficient import cross_products
+    >>> d = hm.build_design("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"))
+    >>> problem_from_cross_products(d, cross_products(d), 3).n_units
+    18
+    """
+    final, cp = finish_fixed_columns(design, cp)
+    return SelectionProblem.build(final, budget, None, control.selection, stats=_statistics(final, cp, control))
+
+
+def _statistics(design: Design, cp: CrossProducts, control: FitControl) -> SufficientStats:
+    stats = SufficientStats.from_cross_products(cp, design, np.ones(design.n_columns))
+    return stats.with_mu(default_mu(design, control.ridge, zz=stats.G.diagonal()))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .exceptions import DataError, FormulaError, HierMIOWarning
+from .sources import RowsElsewhere
 from .formula import ParsedFormula, RandomTerm, Terms, parse_formula
 from .modelmatrix import ColumnLayout, aliased_columns
 from .rsyntax import Name, Node, deparse, parse
@@ -150,6 +151,28 @@ class Design:
         cols = set(self.required_columns(response=True))
         cols |= {c for c in (self.weights_column,) if c is not None}
         return sorted(cols)
+
+    def restricted(self, sizes: Sequence[np.ndarray], description: str) -> tuple["Design", np.ndarray]:
+        """The design of a subset of its rows, known by its rows per level (``sizes``, one array per
+        term): levels without rows are dropped, as a design built from those rows would have none.
+        Returns it (its rows are nowhere: only statistics describe them) and the kept random-effect
+        columns. Fits on cross-validation folds and half-samples of partitioned data use it.
+
+        >>> d = build_design("y ~ 1 + (1 | g)", pd.DataFrame({"y": [1., 2, 3], "g": list("abc")}))
+        >>> sub, cols = d.restricted([np.array([2, 0, 1])], "two levels")
+        >>> list(sub.terms[0].levels), cols.tolist(), sub.n
+        (['a', 'c'], [0, 2], 3)
+        """
+        terms, columns = [], []
+        for off, t, size in zip(self.term_offsets(), self.terms, sizes):
+            keep = np.flatnonzero(np.asarray(size) > 0)
+            terms.append(replace(t, levels=t.levels[keep], codes=None, values=None, sizes=np.asarray(size)[keep],
+                                 level_strings=tuple(t.level_strings[k] for k in keep) if t.level_strings else ()))
+            columns.append(off + (keep[:, None] * t.q + np.arange(t.q)).ravel())
+        n = int(sum(sizes[0])) if len(sizes) else self.n
+        sub = replace(self, y=None, X=None, terms=terms, rows=None, data=None, weights=None, offset=None,
+                      messages=[], source=RowsElsewhere(description), n_rows=n)
+        return sub, (np.concatenate(columns) if columns else np.zeros(0, int)).astype(int)
 
     def block_of(self, frame: pd.DataFrame) -> "RowBlock":
         """The rows of ``frame`` that the model uses (complete in every variable), on the training coding.
@@ -300,6 +323,12 @@ class RowBlock:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def take(self, idx: np.ndarray) -> "RowBlock":
+        """The rows at positions ``idx``."""
+        return RowBlock(self.X[idx], self.y[idx], None if self.weights is None else self.weights[idx],
+                        [c[idx] for c in self.codes], [v[idx] for v in self.values], self.index[idx],
+                        None if self.offset is None else self.offset[idx])
 
     def random_matrix(self, term_offsets: np.ndarray, n_columns: int) -> sp.csr_matrix:
         """This block's rows of Z (see :func:`random_design_matrix`)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from .parallel import with_progress
 from .results import MIOFit
 from .selection import SelectionProblem
 
-__all__ = ["path", "Path", "check_budget_list"]
+__all__ = ["path", "sweep", "Path", "check_budget_list"]
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Path:
 
     table: pd.DataFrame
     fits: dict[int, MIOFit] = field(repr=False)
+    notes: list[str] = field(default_factory=list, repr=False)  # what the gaps warned
 
     def entering(self) -> pd.DataFrame:
         """Per budget, the levels whose effect became nonzero (``entered``) or zero (``left``)
@@ -125,10 +126,36 @@ def path(
     budgets = check_budget_list(budgets, "path")
     check_rule(new_levels)
     problem = build_problem(formula, data, 0, control, weights=weights, offset=offset)
-    design = problem.design
-    if not design.terms:
+    if not problem.design.terms:
         raise HierMIOError("path sweeps the budget of random terms; the formula has none")
-    y_val = design.response_for(validation) if validation is not None else None
+    validate = None
+    if validation is not None:
+        y_val = problem.design.response_for(validation)
+
+        def validate(res: MIOFit) -> float:
+            pred = res.predict(validation, new_levels=new_levels, cluster_features=cluster_features)
+            return float(np.mean((y_val - pred.to_numpy()) ** 2))
+
+    out = sweep(problem, budgets, control, validate, progress)
+    for msg in out.notes:
+        warnings.warn(msg, HierMIOWarning, stacklevel=2)
+    return out
+
+
+def sweep(problem: SelectionProblem, budgets: list[int], control: FitControl,
+          validate: Callable[[MIOFit], float] | None = None, progress: bool | None = None) -> Path:
+    """The budgets in increasing order on one problem, each warm-started from the last; with
+    ``validate`` (a fit's validation MSE), a ``validation_mse`` column. The warnings about gaps
+    are returned in ``Path.notes``, for the caller to give or keep.
+
+    >>> import hiermio as hm
+    >>> from hiermio.api import build_problem
+    >>> p = sweep(build_problem("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), 0), [0, 2],
+    ...           FitControl())
+    >>> p.table.nonzero.tolist()
+    [0, 2]
+    """
+    design = problem.design
     _warn_capped(design, budgets, control.selection)
     iterator = with_progress(budgets, progress, "budget path", unit="budget")
     fits, rows, warm, notes = {}, [], None, []
@@ -145,17 +172,14 @@ def path(
                 notes.append((b, c.gap, res.solver_warnings))
             row = {"budget": b, "objective": c.primal, "bound": c.dual, "gap": c.gap, "status": c.status,
                    "nonzero": res.n_nonzero, "time_s": res.timings["total"]}
-            if validation is not None:
-                pred = res.predict(validation, new_levels=new_levels, cluster_features=cluster_features)
-                row["validation_mse"] = float(np.mean((y_val - pred.to_numpy()) ** 2))
+            if validate is not None:
+                row["validation_mse"] = validate(res)
             rows.append(row)
     except KeyboardInterrupt:
         done = _table(rows)
         raise Interrupted(f"path interrupted: budgets {list(done.index)} of {budgets} were finished; their fits "
                           "are in this exception's .result", Path(done, fits) if rows else None) from None
-    for msg in _summarise(notes, control):
-        warnings.warn(msg, HierMIOWarning, stacklevel=2)
-    return Path(_table(rows), fits)
+    return Path(_table(rows), fits, _summarise(notes, control))
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
@@ -198,4 +222,4 @@ def _warn_capped(design, budgets: list[int], selection: str) -> None:
     for name, bs in over.items():
         if bs:
             warnings.warn(f"budget(s) {bs} exceed the {sizes[name]} units of {name}: fitted at {sizes[name]}",
-                          HierMIOWarning, stacklevel=3)
+                          HierMIOWarning, stacklevel=4)

@@ -24,7 +24,7 @@ import pandas as pd
 from .exceptions import DataError
 from .parallel import progress_enabled
 
-__all__ = ["DataSource", "ChunkSource", "ParquetSource", "DaskSource", "as_source", "is_out_of_core"]
+__all__ = ["DataSource", "RowsElsewhere", "ChunkSource", "ParquetSource", "DaskSource", "as_source", "is_out_of_core"]
 
 _PARQUET_BATCH_ROWS = 1 << 18  # rows per partition read from parquet: about 25 MB for 12 float columns
 
@@ -71,6 +71,20 @@ class DataSource:
             if len(frame):
                 return frame
         raise DataError(f"{self.description} has no rows")
+
+
+@dataclass
+class RowsElsewhere(DataSource):
+    """The rows of a subset (a cross-validation fold, a half-sample) that only its statistics describe."""
+
+    description: str
+
+    @property
+    def columns(self) -> list[str]:
+        return []
+
+    def partitions(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        raise DataError(f"{self.description}: only the sufficient statistics of these rows were kept, not the rows")
 
 
 @dataclass

@@ -11,10 +11,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["shuffled_clusters"]
+__all__ = ["shuffled_clusters", "within_cluster_folds"]
 
 
 def shuffled_clusters(labels, rng: np.random.Generator) -> list[np.ndarray]:
     """The row positions of each cluster (clusters in sorted order), each shuffled by ``rng``."""
     groups = pd.Series(np.arange(len(labels))).groupby(np.asarray(labels))
     return [rng.permutation(pos.to_numpy()) for _, pos in groups]
+
+
+def within_cluster_folds(labels: pd.Series, folds: int, random_state: int = 0) -> np.ndarray:
+    """Fold number of every row: each cluster's rows are shuffled and dealt round-robin.
+
+    >>> within_cluster_folds(pd.Series(list("aaabbb")), 3, 0).tolist().count(0)
+    2
+    """
+    rng = np.random.default_rng(random_state)
+    fold = np.empty(len(labels), dtype=int)
+    offset = 0
+    for idx in shuffled_clusters(labels, rng):
+        fold[idx] = (np.arange(len(idx)) + offset) % folds
+        offset += len(idx)  # so that small clusters do not all land in fold 0
+    return fold

@@ -22,13 +22,17 @@ import numpy as np
 import pandas as pd
 from joblib import delayed
 
-from .api import fit
+from .api import fit, make_fit, optimize
 from .control import VECTOR_OPTIONS, FitControl, check_integer
 from .design import build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
-from .selection import Budget
+from .selection import Budget, SelectionProblem
+from .sources import is_out_of_core
 from .splits import shuffled_clusters
+from .streaming import learn_design, select_fixed_columns
+from .subsets import part_problem, partition_folds, whole_data
+from .sufficient import split_cross_products
 
 __all__ = ["stability", "Stability", "mb_bound"]
 
@@ -90,6 +94,36 @@ def _selected(formula, half, budget, options) -> dict[str, list]:
         return fit(formula, half, budget, progress=False, **options).selected
 
 
+def _needs_term(design) -> None:
+    if not design.terms:
+        raise HierMIOError("stability selection needs a random-effect term; the formula has none")
+
+
+def _partitioned_halves(design, budget: Budget, B: int, random_state: int, control: FitControl,  # noqa: N803
+                        progress: bool | None) -> list:
+    """The B half-samples' sums from one pass over the partitions (:mod:`hiermio.subsets`): each
+    pair splits every cluster's rows in each partition in two; the fits to run."""
+    pairs = split_cross_products(design, lambda b: np.stack([partition_folds(b, 2, random_state, split=i)
+                                                             for i in range(B // 2)]),
+                                 2, "half-sample sums", progress)
+    design, _ = whole_data(design, pairs[0])
+    jobs = []
+    with warnings.catch_warnings():  # a half-sample's notes (aliased columns) are screening detail
+        warnings.simplefilter("ignore", HierMIOWarning)
+        for i, pair in enumerate(pairs):
+            for h, cp in enumerate(pair):
+                cp = select_fixed_columns(cp, design._fixed_keep)
+                problem, _ = part_problem(design, cp, budget, control, f"half-sample {2 * i + h}")
+                jobs.append(delayed(_selected_of)(problem, control))
+    return jobs
+
+
+def _selected_of(problem, control: FitControl) -> dict[str, list]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HierMIOWarning)
+        return make_fit(problem, optimize(problem, control), control).selected
+
+
 def stability(
     formula: str,
     data: pd.DataFrame,
@@ -106,27 +140,37 @@ def stability(
     The half-sample fits screen (``certify=False``: heuristic supports, see :func:`hiermio.fit`);
     ``certify=True`` runs branch-and-bound on each. Other keywords go to :func:`hiermio.fit`.
     Ctrl-C stops the fits (:class:`hiermio.Interrupted`).
+
+    Data read in partitions (a parquet path, a dask DataFrame, chunks) are read once more after
+    the design's passes, however large ``B``: each pair splits every cluster's rows within each
+    partition, and all B half-samples are summed in that pass (:mod:`hiermio.subsets`).
     """
     control = FitControl.from_options({**fit_options, "certify": certify}, "stability", extra=VECTOR_OPTIONS)
     B = check_integer(B, "B", 2)
     if B % 2:
         raise HierMIOError(f"B must be an even number of fits (complementary pairs), at least 2; got {B!r}")
-    data = carry_vector_options(data, fit_options)
-    design = build_design(formula, data, na_action=control.na_action, weights=fit_options.get("weights"),
-                          offset=fit_options.get("offset"))
-    if not design.terms:
-        raise HierMIOError("stability selection needs a random-effect term; the formula has none")
-    data = data.loc[design.rows]
-    labels = group_labels(data, design.terms[0].term.group).to_numpy()
-    rng = np.random.default_rng(random_state)
-    halves = []
-    for _ in range(B // 2):
-        first = np.zeros(len(data), dtype=bool)
-        for idx in shuffled_clusters(labels, rng):
-            first[idx[: len(idx) // 2]] = True
-        halves += [first, ~first]
     options = control.fit_keywords(fit_options)
-    jobs = (delayed(_selected)(formula, data.iloc[np.flatnonzero(h)], budget, options) for h in halves)
+    if is_out_of_core(data):
+        design = learn_design(formula, data, control.na_action, fit_options.get("weights"), fit_options.get("offset"),
+                              progress=progress)
+        _needs_term(design)
+        SelectionProblem.check_budget(design, budget, control.selection)  # before the pass
+        jobs = _partitioned_halves(design, budget, B, random_state, control, progress)
+    else:
+        data = carry_vector_options(data, fit_options)
+        design = build_design(formula, data, na_action=control.na_action, weights=fit_options.get("weights"),
+                              offset=fit_options.get("offset"))
+        _needs_term(design)
+        data = data.loc[design.rows]
+        labels = group_labels(data, design.terms[0].term.group).to_numpy()
+        rng = np.random.default_rng(random_state)
+        halves = []
+        for _ in range(B // 2):
+            first = np.zeros(len(data), dtype=bool)
+            for idx in shuffled_clusters(labels, rng):
+                first[idx[: len(idx) // 2]] = True
+            halves += [first, ~first]
+        jobs = (delayed(_selected)(formula, data.iloc[np.flatnonzero(h)], budget, options) for h in halves)
     try:
         results = run_parallel(jobs, n_jobs, progress, desc="half-sample fits")
     except KeyboardInterrupt:

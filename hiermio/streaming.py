@@ -41,7 +41,7 @@ from .modelmatrix import ColumnLayout, aliased_columns
 from .sources import as_source
 from .variables import Value, merge_summaries, r_sort_key, state_from_summaries
 
-__all__ = ["learn_design", "finish_fixed_columns"]
+__all__ = ["learn_design", "finish_fixed_columns", "select_fixed_columns"]
 
 # calls that learn from the data (a false positive costs one pass, nothing else)
 _STATEFUL = re.compile(r"(^|[^\w.])([\w.]+(::|\.))?(scale|center|poly|ns|bs)\s*\(")
@@ -252,16 +252,21 @@ def finish_fixed_columns(design: Design, cp) -> tuple[Design, Any]:
     check_rows_enough(len(keep), design.n)
     for t, sizes in zip(design.terms, cp.sizes):
         t.sizes = sizes
-    design.fixed_names, design._fixed_keep, design.dropped_columns = names, keep, dropped_names
+    # composable: a design already finished (a fold's, restricted from the whole data's) drops more
+    design.fixed_names, design._fixed_keep = names, design._fixed_keep[keep]
+    design.dropped_columns = (*design.dropped_columns, *dropped_names)
     design.messages = [*design.messages, *msgs]
     if dropped:
-        cp = _select_columns(cp, keep)
+        cp = select_fixed_columns(cp, keep)
     return design, cp
 
 
-def _select_columns(cp, keep: np.ndarray):
+def select_fixed_columns(cp, keep: np.ndarray):
+    """The cross products of the fixed columns ``keep`` only (the response's stays last)."""
     from dataclasses import replace
 
+    if len(keep) == cp.P:
+        return cp
     R = np.linalg.qr(cp.R[:, np.append(keep, cp.P)], mode="r")
     intercept = None if cp.intercept is None else int(np.flatnonzero(keep == cp.intercept)[0])
     return replace(cp, R=R, ZtX=cp.ZtX[:, keep], const=cp.const[keep], shift=cp.shift[keep], intercept=intercept)

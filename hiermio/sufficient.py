@@ -38,18 +38,19 @@ True
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from .design import Design, constant_columns
+from .design import Design, RowBlock, constant_columns
 from .inner import Evaluation, InnerProblem
 from .exceptions import NumericalError
 
-__all__ = ["SufficientStats", "CrossProducts", "cross_products"]
+__all__ = ["SufficientStats", "CrossProducts", "cross_products", "split_cross_products"]
 
 _DENSE_LIMIT = 400  # supports up to this size are solved densely in the crossed-factor path
 
@@ -320,11 +321,22 @@ class CrossProducts:
                    np.asarray(shift, dtype=float), float(y_shift))
 
     def merge(self, other: "CrossProducts") -> "CrossProducts":
+        if other.n == 0 or self.n == 0:  # an empty block says nothing, not even which columns are constant
+            return self if other.n == 0 else other
         const = np.where(self.const == other.const, self.const, np.nan)
         return CrossProducts(self.n + other.n, self.w_sum + other.w_sum, self.wy + other.wy,
                              np.linalg.qr(np.vstack([self.R, other.R]), mode="r"), self.ZtX + other.ZtX,
                              self.Zty + other.Zty, (self.ZtZ + other.ZtZ).tocsr(), const, max(self.y_max, other.y_max),
-                             [a + b for a, b in zip(self.sizes, other.sizes)], self.shift, self.y_shift)
+                             [a + b for a, b in zip(self.sizes, other.sizes)], self.shift, self.y_shift,
+                             self.intercept if self.intercept is not None else other.intercept)
+
+
+    def restricted(self, columns: np.ndarray, sizes: list[np.ndarray]) -> "CrossProducts":
+        """The sums of the random-effect ``columns`` only, with their terms' rows per level
+        (for :meth:`hiermio.design.Design.restricted`, which drops levels without rows)."""
+        columns = np.asarray(columns, dtype=int)
+        return replace(self, ZtX=self.ZtX[columns], Zty=self.Zty[columns],
+                       ZtZ=self.ZtZ[columns][:, columns].tocsr(), sizes=list(sizes))
 
 
 def cross_products(design: Design, progress: bool | None = None) -> CrossProducts:
@@ -333,6 +345,50 @@ def cross_products(design: Design, progress: bool | None = None) -> CrossProduct
     In memory the shifts are the weighted means (what centring takes off); read in partitions, the
     first partition's means, which are as good for the digits and need no extra pass.
     """
+    shift, y_shift, intercept = _shifts(design)
+    cp = design.map_blocks(lambda block: CrossProducts.of_block(block, shift, y_shift, design), CrossProducts.merge,
+                           "sufficient statistics", progress)
+    return _finished(cp, intercept)
+
+
+def split_cross_products(design: Design, labels: Callable[[RowBlock], np.ndarray], n_parts: int, desc: str,
+                         progress: bool | None = None, unweighted: bool = False) -> list[list[CrossProducts]]:
+    """One pass that sums the rows of every part of several splits of the rows.
+
+    ``labels(block)`` gives, for each of L splits, every row's part (an (L, rows) array of
+    0..n_parts-1). Returns ``out[l][k]``: the :class:`CrossProducts` of the rows in part k of
+    split l, on the shifts of the whole data, so any parts merge. With ``unweighted=True``,
+    ``out[l][n_parts + k]`` holds the same rows' sums without prior weights (validation errors
+    are unweighted).
+
+    >>> import pandas as pd
+    >>> from hiermio.design import build_design
+    >>> d = build_design("y ~ x + (1 | g)", pd.DataFrame({"y": [1., 2, 3, 5], "x": [0., 1, 0, 2], "g": list("aabb")}))
+    >>> halves = split_cross_products(d, lambda b: np.array([[0, 1, 0, 1]]), 2, "halves")[0]
+    >>> [h.n for h in halves], bool(np.allclose(halves[0].merge(halves[1]).ZtX, cross_products(d).ZtX))
+    ([2, 2], True)
+    """
+    shift, y_shift, intercept = _shifts(design)
+    weighted = design.weights_column is not None or design.weights is not None
+
+    def of_block(block: RowBlock) -> list[list[CrossProducts]]:
+        out = []
+        for row in np.atleast_2d(labels(block)):
+            parts = [block.take(np.flatnonzero(row == k)) for k in range(n_parts)]
+            if unweighted:
+                parts += [replace(b, weights=None) if weighted else b for b in parts]
+            out.append([CrossProducts.of_block(b, shift, y_shift, design) for b in parts])
+        return out
+
+    def merge(a: list[list[CrossProducts]], b: list[list[CrossProducts]]) -> list[list[CrossProducts]]:
+        return [[x.merge(y) for x, y in zip(ra, rb)] for ra, rb in zip(a, b)]
+
+    out = design.map_blocks(of_block, merge, desc, progress)
+    return [[_finished(cp, intercept) for cp in row] for row in out]
+
+
+def _shifts(design: Design) -> tuple[np.ndarray, float, int | None]:
+    """Constants taken off the fixed columns and the response (with an intercept), and the intercept's column."""
     if design.in_memory:
         X, y, w = design.X, design.y_adjusted, design.weights
         const = constant_columns(X)
@@ -350,9 +406,11 @@ def cross_products(design: Design, progress: bool | None = None) -> CrossProduct
         shift = np.average(X, axis=0, weights=wts)
         shift[intercept] = 0.0
         y_shift = float(np.average(y, weights=wts))
-    cp = design.map_blocks(lambda block: CrossProducts.of_block(block, shift, y_shift, design), CrossProducts.merge,
-                           "sufficient statistics", progress)
-    if intercept is not None and not (np.isfinite(cp.const[intercept]) and cp.const[intercept] != 0):
+    return shift, y_shift, intercept
+
+
+def _finished(cp: CrossProducts, intercept: int | None) -> CrossProducts:
+    if cp.n and intercept is not None and not (np.isfinite(cp.const[intercept]) and cp.const[intercept] != 0):
         raise NumericalError("the intercept column is not constant over the partitions")
     cp.intercept = intercept
     return cp

@@ -17,23 +17,27 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 from joblib import delayed
 from sklearn.model_selection import GroupKFold
 
-from .api import fit
+from .api import fit, fit_problem, problem_from_cross_products
 from .control import VECTOR_OPTIONS, FitControl, check_choice, check_integer
-from .design import build_design, group_labels, carry_vector_options
+from .design import Design, build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
 from .formula import parse_formula
 from .newclusters import check_rule
-from .path import check_budget_list, path
-from .selection import SelectionProblem
-from .splits import shuffled_clusters
+from .path import check_budget_list, path, sweep
+from .selection import Budget, SelectionProblem
+from .sources import is_out_of_core
+from .splits import within_cluster_folds
+from .streaming import learn_design, select_fixed_columns
+from .subsets import check_estimable, part_problem, partition_folds, validation_mse, whole_data
+from .sufficient import split_cross_products
 from .results import MIOFit
 
 __all__ = ["cv", "CVResult", "within_cluster_folds", "auto_budgets"]
@@ -52,21 +56,6 @@ def auto_budgets(largest: int, dense: int = 100, points: int = 60) -> list[int]:
         return list(range(largest + 1))
     tail = np.unique(np.round(np.geomspace(dense // 2, largest, points)).astype(int))
     return sorted(set(range(dense // 2 + 1)) | set(tail.tolist()))
-
-
-def within_cluster_folds(labels: pd.Series, folds: int, random_state: int = 0) -> np.ndarray:
-    """Fold number of every row: each cluster's rows are shuffled and dealt round-robin.
-
-    >>> within_cluster_folds(pd.Series(list("aaabbb")), 3, 0).tolist().count(0)
-    2
-    """
-    rng = np.random.default_rng(random_state)
-    fold = np.empty(len(labels), dtype=int)
-    offset = 0
-    for idx in shuffled_clusters(labels, rng):
-        fold[idx] = (np.arange(len(idx)) + offset) % folds
-        offset += len(idx)  # so that small clusters do not all land in fold 0
-    return fold
 
 
 @dataclass
@@ -107,6 +96,62 @@ def _fold_errors(formula, train, valid, budgets, new_levels, cluster_features, o
         warnings.simplefilter("ignore", HierMIOWarning)
         p = path(formula, train, budgets, validation=valid, new_levels=new_levels,
                  cluster_features=cluster_features, progress=False, **options)
+    return p.table.validation_mse.tolist()
+
+
+def _splits(scheme: Any, data: pd.DataFrame, group: str, folds: int, random_state: int) -> list:
+    """(training rows, validation rows) of every fold, by position."""
+    labels = group_labels(data, group)
+    if scheme == "within":
+        fold_of = within_cluster_folds(labels, folds, random_state)
+        return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
+    if scheme == "cluster":
+        n_clusters = labels.nunique()
+        if folds > n_clusters:
+            raise HierMIOError(f"scheme='cluster' holds out whole levels of {group!r}: folds={folds} "
+                               f"needs at least {folds} levels, and it has {n_clusters}")
+        return list(GroupKFold(n_splits=folds).split(data, groups=labels.to_numpy()))
+    return list(scheme.split(data, groups=labels.to_numpy()))
+
+
+def _partitioned_folds(design: Design, budgets: list[int], folds: int, random_state: int, control: FitControl,
+                       grid: list[float], certify: bool, progress: bool | None) -> tuple[list, Callable]:
+    """Every fold's rows summed in one pass over the partitions (:mod:`hiermio.subsets`): the
+    fold paths to run (each a problem and the sums of its validation rows) and the final fit."""
+    split = split_cross_products(design, lambda b: partition_folds(b, folds, random_state), folds,
+                                 "cross-validation sums", progress, unweighted=True)[0]
+    design, parts = whole_data(design, split[:folds])
+    valid = [select_fixed_columns(cp, design._fixed_keep) for cp in split[folds:]]
+    names = design.fixed_names
+    jobs = []
+    for f in range(folds):
+        if valid[f].n == 0:
+            raise HierMIOError(f"cross-validation fold {f} has no rows: use fewer folds than rows per cluster")
+        train = None
+        for k, cp in enumerate(parts):
+            train = train if k == f else cp if train is None else train.merge(cp)
+        check_estimable(train, valid[f], names, f"cross-validation fold {f}")
+        for r in grid:
+            c = control.updated(ridge=r, certify=certify)
+            with warnings.catch_warnings():  # a fold's notes (aliased columns) are screening detail
+                warnings.simplefilter("ignore", HierMIOWarning)
+                problem, columns = part_problem(design, train, 0, c, f"the training rows of cross-validation fold {f}")
+            jobs.append(delayed(_fold_sweep)(problem, columns, valid[f], names, budgets, c))
+    whole = parts[0]
+    for cp in parts[1:]:
+        whole = whole.merge(cp)
+
+    def fit_at(budget: Budget, ridge: float) -> MIOFit:
+        c = control.updated(ridge=ridge)
+        return fit_problem(problem_from_cross_products(design, whole, budget, c), c, progress=False)
+
+    return jobs, fit_at
+
+
+def _fold_sweep(problem, columns, valid, names, budgets, control) -> list[float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HierMIOWarning)
+        p = sweep(problem, budgets, control, lambda res: validation_mse(res, columns, valid, names), progress=False)
     return p.table.validation_mse.tolist()
 
 
@@ -168,34 +213,37 @@ def cv(
         check_choice(scheme, "scheme", ("within", "cluster"))
     elif not hasattr(scheme, "split"):
         raise HierMIOError(f"scheme must be 'within', 'cluster' or a scikit-learn splitter, got {scheme!r}")
-    # weights / offset given per row travel with the rows into the folds
-    data = carry_vector_options(data, fit_options)
-    design = build_design(parsed, data, na_action=control.na_action, weights=fit_options.get("weights"),
-                          offset=fit_options.get("offset"))
-    data = data.loc[design.rows]
+    if is_out_of_core(data):
+        if not (isinstance(scheme, str) and scheme == "within") or new_levels != "population" or cluster_features:
+            raise HierMIOError("cv on data read in partitions holds out rows within clusters (scheme='within', "
+                               "new_levels='population'): held-out clusters and the other new-level rules need the "
+                               "rows in memory")
+        design = learn_design(parsed, data, control.na_action, fit_options.get("weights"), fit_options.get("offset"),
+                              progress=progress)
+    else:
+        data = carry_vector_options(data, fit_options)  # weights / offset given per row travel with the rows
+        design = build_design(parsed, data, na_action=control.na_action, weights=fit_options.get("weights"),
+                              offset=fit_options.get("offset"))
+        data = data.loc[design.rows]
     sizes = list(SelectionProblem.group_sizes_of(design, control.selection).values())
     if isinstance(budgets, str):
         if budgets != "auto":
             raise BudgetError(f"budgets must be 'auto' or a list of whole numbers, got {budgets!r}")
         budgets = auto_budgets(max(sizes))
     budgets = check_budget_list(budgets, "cv")
-    labels = group_labels(data, parsed.random[0].group)
-    n_clusters = labels.nunique()
-    if scheme == "within":
-        fold_of = within_cluster_folds(labels, folds, random_state)
-        splits = [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
-    elif scheme == "cluster":
-        if folds > n_clusters:
-            raise HierMIOError(f"scheme='cluster' holds out whole levels of {parsed.random[0].group!r}: folds={folds} "
-                               f"needs at least {folds} levels, and it has {n_clusters}")
-        splits = list(GroupKFold(n_splits=folds).split(data, groups=labels.to_numpy()))
-    else:
-        splits = list(scheme.split(data, groups=labels.to_numpy()))
     options = control.fit_keywords(fit_options)
     grid = [control.ridge] if ridges is None else ridges
-    jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features,
-                                  {**options, "certify": certify, "ridge": r})
-            for tr, va in splits for r in grid)
+    if design.in_memory:
+        splits = _splits(scheme, data, parsed.random[0].group, folds, random_state)
+        jobs = (delayed(_fold_errors)(formula, data.iloc[tr], data.iloc[va], budgets, new_levels, cluster_features,
+                                      {**options, "certify": certify, "ridge": r})
+                for tr, va in splits for r in grid)
+
+        def fit_at(budget: Budget, ridge: float) -> MIOFit:
+            return fit(formula, data, budget, progress=False, **{**options, "ridge": ridge})
+    else:
+        jobs, fit_at = _partitioned_folds(design, budgets, folds, random_state, control, grid, certify, progress)
+        splits = range(folds)
     try:
         errors = np.array(run_parallel(jobs, n_jobs, progress, desc="cross-validation folds"))  # (folds x ridges, budgets)
     except KeyboardInterrupt:
@@ -216,12 +264,10 @@ def cv(
         limit = table.mean_mse.iloc[i_min] + table.se_mse.iloc[i_min]
         within = [k for k, m in zip(keys, table.mean_mse) if m <= limit]
         best_ridge, best = min(within, key=lambda k: (k[1], -k[0]))
-    options = {**options, "ridge": best_ridge}
     if best == budgets[-1] and best < max(sizes):
         warnings.warn(f"cv chose budget {best}, the largest one tried: a larger budget may be better; "
                       f"try budgets up to {max(sizes)}", HierMIOWarning, stacklevel=2)
     # one number for every term, capped at each term's size (nested and crossed terms differ in size)
-    best_fit = fit(formula, data, SelectionProblem.capped_budget(design, best, control.selection), progress=False,
-                   **options)
+    best_fit = fit_at(SelectionProblem.capped_budget(design, best, control.selection), best_ridge)
     label = scheme if isinstance(scheme, str) else type(scheme).__name__
     return CVResult(table, best, best_fit, rule, label, best_ridge if ridges is not None else None)

@@ -210,3 +210,77 @@ def test_cli_fits_a_parquet_directory(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "read in partitions from parquet data" in out
     assert f"objective {whole.certificate.primal:.8g};" in out
+
+
+def _fold_labels(formula, chunks, folds, random_state, split=0, **kw):
+    """Each row's part, as the partitioned cv / stability deal them (per partition, see hiermio.subsets)."""
+    from hiermio.subsets import partition_folds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = learn_design(formula, chunks, **kw)
+        return np.concatenate([partition_folds(d.block_of(c), folds, random_state, split) for c in chunks])
+
+
+@pytest.mark.parametrize("formula, kw", [
+    ("y ~ scale(x) + shop + (1 | g)", {}),
+    ("y ~ x + shop + (1 + z | g)", {"weights": "w"}),
+    ("y ~ poly(x, 2) + (1 | g) + (1 | h)", {}),
+])
+def test_cv_in_partitions_equals_cv_on_the_same_folds_in_memory(formula, kw):
+    from sklearn.model_selection import PredefinedSplit
+
+    df = _data()
+    chunks = _chunks(df, [250, 1, 400, 248, 1])
+    fold = _fold_labels(formula, chunks, 4, 7, weights=kw.get("weights"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = build_design(formula, df, weights=kw.get("weights")).rows
+        parts = hm.cv(formula, chunks, budgets=[0, 2, 5], folds=4, random_state=7, progress=False, **kw)
+        # the truth: the same folds, each fold's path fitted on its rows and its validation rows predicted
+        whole = hm.cv(formula, df.loc[rows], budgets=[0, 2, 5], scheme=PredefinedSplit(fold), progress=False, **kw)
+        reordered = hm.cv(formula, chunks[::-1], budgets=[0, 2, 5], folds=4, random_state=7, progress=False, **kw)
+    np.testing.assert_allclose(parts.table.to_numpy(), whole.table.to_numpy(), rtol=1e-8)
+    # the folds follow the partitions' content, not their order
+    np.testing.assert_allclose(reordered.table.to_numpy(), whole.table.to_numpy(), rtol=1e-8)
+    assert parts.best_budget_ == whole.best_budget_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _same_fit(hm.fit(formula, df, parts.best_budget_, **kw), parts.best_fit_)
+    assert parts.best_fit_.design.source is not None  # the final fit reads the partitions for its accessors
+
+
+def test_cv_in_partitions_tunes_ridges_and_refuses_what_needs_rows():
+    df = _data()
+    chunks = _chunks(df, [450, 450])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = hm.cv("y ~ x + (1 | g)", chunks, budgets=[1, 4], ridges=[0.3, 1.0], folds=3, progress=False)
+    assert res.table.index.names == ["ridge", "budget"] and res.best_ridge_ in (0.3, 1.0)
+    for bad in ({"scheme": "cluster"}, {"new_levels": "soft"}):
+        with pytest.raises(hm.HierMIOError, match="scheme='within'"):
+            hm.cv("y ~ x + (1 | g)", chunks, budgets=[1], **bad)
+    # a factor level whose only row falls in a validation fold cannot be predicted, in memory or not
+    rare = df.dropna().copy()
+    rare.loc[rare.index[0], "shop"] = "west"
+    with pytest.raises(DataError, match="'shopwest' is not estimable"):
+        hm.cv("y ~ x + shop + (1 | g)", _chunks(rare, [400, len(rare) - 400]), budgets=[1], folds=3, progress=False)
+    with pytest.raises(DataError, match="west"):
+        hm.cv("y ~ x + shop + (1 | g)", rare, budgets=[1], folds=3, progress=False)
+
+
+def test_stability_in_partitions_equals_fits_on_the_halves():
+    df = _data()
+    formula = "y ~ x + shop + (1 | g)"
+    chunks = _chunks(df, [300, 2, 598])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        st = hm.stability(formula, chunks, budget=4, B=6, random_state=2, progress=False)
+        counts = pd.Series(0.0, index=st.frequencies.index)
+        rows = build_design(formula, df).rows
+        for i in range(3):  # the truth: each half fitted on its rows in memory
+            half = _fold_labels(formula, chunks, 2, 2, split=i)
+            for h in range(2):
+                counts[hm.fit(formula, df.loc[rows][half == h], 4, certify=False).selected["(1 | g)"]] += 1
+    pd.testing.assert_series_equal(st.frequencies["(1 | g)"], counts / 6, check_names=False)
+    assert st.frequencies["(1 | g)"].nlargest(4).min() >= 0.5  # the five shifted clusters lead

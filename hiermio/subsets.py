@@ -1,0 +1,117 @@
+"""Fits on parts of data read in partitions: cross-validation folds and stability half-samples, all
+from one pass over the rows.
+
+With the rows in memory, a fold's fit is a fit on a smaller frame. Read in partitions, the rows of
+every part of every split are summed in one pass (:func:`hiermio.sufficient.split_cross_products`):
+a fold's training sums are the merge of the other folds' sums, its validation error is a
+quadratic form in its own sums, and a half-sample's fit needs nothing else. So cross-validation
+and stability selection read the data once after the design's passes, whatever the number of
+folds or fits, and a dask cluster ships only sums.
+
+The rows are dealt within each partition: every cluster's rows in the partition are shuffled and
+dealt round-robin (:func:`hiermio.splits.within_cluster_folds`), seeded by ``random_state`` and
+the partition's content. The same partitions give the same folds in any order, on any scheduler;
+other partitionings of the same rows give other (equally valid) folds.
+
+>>> import pandas as pd
+>>> from hiermio.streaming import learn_design
+>>> chunks = [pd.DataFrame({"y": [1., 2, 3, 4], "g": list("aabb")}), pd.DataFrame({"y": [5., 6], "g": list("ab")})]
+>>> d = learn_design("y ~ 1 + (1 | g)", chunks)
+>>> folds = partition_folds(d.block_of(chunks[0]), 2, random_state=0)  # rows a, a, b, b
+>>> sorted(folds[:2].tolist()), sorted(folds[2:].tolist())  # each cluster's rows: one in each fold
+([0, 1], [0, 1])
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from .api import problem_from_cross_products
+from .control import FitControl
+from .design import Design, RowBlock
+from .exceptions import DataError
+from .modelmatrix import aliased_columns
+from .results import MIOFit
+from .selection import Budget, SelectionProblem
+from .splits import within_cluster_folds
+from .streaming import finish_fixed_columns, select_fixed_columns
+from .sufficient import CrossProducts
+
+__all__ = ["partition_folds", "whole_data", "part_problem", "check_estimable", "validation_mse"]
+
+
+def _partition_key(block: RowBlock) -> int:
+    """A number that only this partition's rows give (its response and first grouping factor)."""
+    key = zlib.crc32(np.ascontiguousarray(block.y).tobytes())
+    return zlib.crc32(np.ascontiguousarray(block.codes[0]).tobytes(), key) if block.codes else key
+
+
+def partition_folds(block: RowBlock, folds: int, random_state: int = 0, split: int = 0) -> np.ndarray:
+    """Part of every row of one partition: each cluster's rows shuffled and dealt round-robin over
+    ``folds`` parts; ``split`` numbers independent splits (stability's pairs of halves)."""
+    return within_cluster_folds(block.codes[0], folds, [int(random_state), int(split), _partition_key(block)])
+
+
+def whole_data(design: Design, parts: list[CrossProducts]) -> tuple[Design, list[CrossProducts]]:
+    """The sums of all rows (the parts of one split merged) decide, as a fit's own pass would, which
+    fixed columns are aliased (dropped, with lme4's message) and the rows per level; every part is
+    then reduced to the kept columns. Returns the finished design and the parts."""
+    full = parts[0]
+    for cp in parts[1:]:
+        full = full.merge(cp)
+    design, _ = finish_fixed_columns(design, full)
+    return design, [select_fixed_columns(cp, design._fixed_keep) for cp in parts]
+
+
+def part_problem(design: Design, cp: CrossProducts, budget: Budget, control: FitControl,
+                 description: str) -> tuple[SelectionProblem, np.ndarray]:
+    """The problem of the rows ``cp`` sums (a fold's training rows, a half-sample), as a fit on
+    those rows alone would pose it: levels without rows are left out, fixed columns aliased in
+    these rows dropped. Returns it and the design's random-effect columns it keeps."""
+    sub, columns = design.restricted(cp.sizes, description)
+    sizes = [t.sizes for t in sub.terms]
+    return problem_from_cross_products(sub, cp.restricted(columns, sizes), budget, control), columns
+
+
+def check_estimable(train: CrossProducts, valid: CrossProducts, names: tuple[str, ...], what: str) -> None:
+    """Refuse validation rows whose fixed part the training rows cannot estimate.
+
+    A fixed column that is a linear combination of others in the training rows (a factor level
+    with no training row, most often) but not in the validation rows makes any prediction of them
+    arbitrary; with the rows in memory, predicting an unseen factor level is refused the same way.
+    """
+    P = train.P
+    Rt, Rv = train.R[:, :P], valid.R[:, :P]
+    dropped = aliased_columns(Rt)
+    kept = [j for j in range(P) if j not in dropped]
+    scale = np.linalg.norm(Rv)
+    for j in dropped:
+        c = np.linalg.lstsq(Rt[:, kept], Rt[:, j], rcond=None)[0] if kept else np.zeros(0)
+        d = np.zeros(P)
+        d[j] = 1.0
+        d[kept] -= c
+        if np.linalg.norm(Rv @ d) > 1e-7 * scale * np.linalg.norm(d):
+            raise DataError(f"{what}: the fixed-effect column {names[j]!r} is not estimable from the training rows "
+                            "(e.g. a factor level all of whose rows fell in the validation rows), so the validation "
+                            "rows cannot be predicted; use fewer folds, or merge rare levels")
+
+
+def validation_mse(fit: MIOFit, columns: np.ndarray, valid: CrossProducts, names: tuple[str, ...]) -> float:
+    """Mean squared error of ``fit`` (a fit on some parts) on the rows ``valid`` sums (unweighted,
+    on the whole data's columns ``names``), levels the fit left out predicted at zero (population).
+
+    The residual y - X beta - Z gamma is, in the shifted columns the sums hold, y_s - X_s b - Z gamma
+    with b = beta except for the intercept, which takes the shifts; its square sum is
+    ||R [-b; 1]||^2 - 2 gamma'(Z'y_s - Z'X_s b) + gamma' Z'Z gamma.
+    """
+    beta = np.zeros(valid.P)
+    beta[[names.index(n) for n in fit.design.fixed_names]] = fit.beta
+    gamma = np.zeros(valid.m)
+    gamma[columns] = fit.gamma
+    if valid.intercept is not None:
+        beta[valid.intercept] -= (valid.y_shift - valid.shift @ beta) / valid.const[valid.intercept]
+    v = valid.R @ np.append(-beta, 1.0)
+    sse = v @ v - 2 * gamma @ (valid.Zty - valid.ZtX @ beta) + gamma @ (valid.ZtZ @ gamma)
+    return max(float(sse), 0.0) / valid.n
