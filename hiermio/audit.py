@@ -74,6 +74,7 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
     d = fit.design
     if not d.terms:
         raise HierMIOError("the cluster bootstrap needs a random-effect term")
+    d.require_rows("the cluster bootstrap (which resamples whole clusters of rows)")
     data = d.data
     group = d.terms[0].term.group
     if ":" in group or any(t.term.group != group for t in d.terms):

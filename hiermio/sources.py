@@ -146,14 +146,19 @@ class ParquetSource(DataSource):
         return int(self._dataset.count_rows())
 
     def partitions(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        import pyarrow.parquet as pq
+
         offset = 0
-        # no read-ahead beyond the next batch: pyarrow's defaults keep 16 batches and 4 files in flight
-        for batch in self._dataset.to_batches(columns=columns, batch_size=self.batch_rows, batch_readahead=1,
-                                              fragment_readahead=1):
-            frame = batch.to_pandas()
-            frame.index = pd.RangeIndex(offset, offset + len(frame))  # row numbers of the whole data set
-            offset += len(frame)
-            yield frame
+        # one file at a time, decoded on this thread with no read-ahead: the dataset scanner keeps
+        # several row groups in flight on its threads, which made the driver's memory grow with the
+        # number of files (1e6 rows in one file: 650 MB; 1e7 in ten: 1,000 MB)
+        for fragment in self._dataset.get_fragments():
+            with pq.ParquetFile(fragment.path, pre_buffer=False) as reader:
+                for batch in reader.iter_batches(batch_size=self.batch_rows, columns=columns, use_threads=False):
+                    frame = batch.to_pandas()
+                    frame.index = pd.RangeIndex(offset, offset + len(frame))  # row numbers of the whole data set
+                    offset += len(frame)
+                    yield frame
 
 
 @dataclass

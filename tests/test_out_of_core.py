@@ -195,6 +195,10 @@ def test_rules_that_need_training_rows_say_so():
     with pytest.raises(DataError, match="training rows in memory"):
         fit.predict(new, new_levels="soft")
     assert np.isfinite(fit.predict(new, allow_new_levels=True)).all()
+    with pytest.raises(DataError, match="cluster bootstrap .* needs the training rows in memory"):
+        hm.bootstrap(fit, B=4)
+    with pytest.raises(DataError, match="cluster bootstrap"):
+        fit.confint(kind="bootstrap")
 
 
 def test_cli_fits_a_parquet_directory(tmp_path, capsys):
