@@ -130,10 +130,11 @@ def fit(
     enumerate_below
         Problems with at most this many full supports are solved exactly by evaluating them all.
     search
-        ``"auto"`` (default): when every cluster effect belongs to one grouping factor (no
-        term has a tail budget, at most 10 fixed effects), branch on the fixed effects (:mod:`hiermio.fixed_branching`),
-        which certifies small ridges and thousands of clusters in seconds; otherwise (crossed or
-        nested factors, tails) SCIP's outer approximation. ``"fixed_effects"`` or
+        ``"auto"`` (default): when the cluster effects belong to one grouping factor or to
+        nested ones (``(1 | batch/cask)``), no term has a tail budget and there are at most 10
+        fixed effects, branch on the fixed effects (:mod:`hiermio.fixed_branching`), which
+        certifies small ridges and thousands of clusters in seconds; otherwise (crossed factors,
+        tails) SCIP's outer approximation. ``"fixed_effects"`` or
         ``"outer_approximation"`` force one.
     refit
         Select, then refit (default): the estimates are refitted without the ridge on the selected

@@ -108,8 +108,8 @@ class FitControl:
         evaluating them all (exact, and faster than a search); 0 always searches.
     search
         How the search proves its bound. ``"auto"`` branches on the fixed effects
-        (:mod:`hiermio.fixed_branching`) when every cluster effect belongs to one grouping factor,
-        no term has a tail budget and there are at most 10 fixed effects, and runs SCIP's outer
+        (:mod:`hiermio.fixed_branching`) when the cluster effects belong to one grouping factor
+        or to nested ones, no term has a tail budget and there are at most 10 fixed effects, and runs SCIP's outer
         approximation otherwise;
         ``"fixed_effects"`` and ``"outer_approximation"`` ask for one of them.
     refit
@@ -132,7 +132,7 @@ class FitControl:
     certify: bool = field(default=True, metadata={"help": "run the branch-and-bound (else: relaxation bound only)"})
     enumerate_below: int = field(default=2000, metadata={"help": "enumerate problems with at most this many "
                                                                  "full supports"})
-    search: str = field(default="auto", metadata={"help": "branch on the fixed effects (one grouping factor), SCIP's "
+    search: str = field(default="auto", metadata={"help": "branch on the fixed effects (one or nested factors), SCIP's "
                                                           "outer approximation, or auto"})
     refit: bool = field(default=True, metadata={"help": "report estimates refitted without the ridge on the "
                                                         "selected support (else: the selection's ridge estimates)"})

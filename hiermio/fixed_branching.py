@@ -1,7 +1,8 @@
 """Branch-and-bound on the fixed effects: certificates where the perspective relaxation is weak.
 
 With one grouping factor, the fit for a support S and fixed effects delta (in the orthonormal basis
-of ``sufficient.py``) is separable over levels:
+of ``sufficient.py``) is separable over levels (with nested factors, over the blocks of an outer
+level and its inner levels: :func:`separable_blocks`; read "level" as "block" below):
 
     c(S; delta) = c(all; delta) + sum_k l_k(T_k; delta),
 
@@ -57,9 +58,10 @@ from .certificate import Certificate, SolverProgress
 from .selection import SelectionProblem
 from .sufficient import SufficientStats
 
-__all__ = ["SeparableForm", "branch_on_fixed"]
+__all__ = ["SeparableForm", "branch_on_fixed", "separable_blocks"]
 
 _ROUNDING = 1e-9  # relative gap that counts as closed
+_MAX_SLOTS = 8  # units per block: 2^8 options per block at most
 
 
 def _box_quadratic_min(H: np.ndarray, b: np.ndarray, c: float, lo: np.ndarray, hi: np.ndarray,
@@ -113,28 +115,41 @@ class SeparableForm:
         """The form of ``problem``, or None when it is not separable by level (crossed or nested
         factors, tail budgets, another inner problem)."""
         stats = problem.stats
-        if type(stats) is not SufficientStats or stats.blocks is None or problem.n_units == 0:
+        if type(stats) is not SufficientStats or problem.n_units == 0:
             return None
-        blocks = stats.blocks
+        if stats.blocks is not None:  # one grouping factor: a block per level
+            blocks = stats.blocks
+            Gb, Cb, vb, mub = stats._Gb, stats._ZtXb, stats._Ztyb, stats._mub
+        else:  # nested factors: a block per outer level, with its inner levels
+            blocks = separable_blocks(stats, problem.design)
+            if blocks is None:
+                return None
+            Gb, Cb, vb, mub = _block_arrays(stats, blocks)
         K, q = blocks.shape
-        units = problem.unit_of_col[blocks]  # (K, q)
-        # slots: the distinct units of a level, in the same pattern for every level
-        first = units[0]
-        slot_of_pos = np.unique(first, return_inverse=True)[1].ravel()
+        real = blocks >= 0
+        units = np.where(real, problem.unit_of_col[np.where(real, blocks, 0)], -1)  # (K, q); -1: padding
+        # slots: the distinct units of a block, in the same pattern for every block (a complete one sets it)
+        complete = np.flatnonzero(real.all(axis=1))
+        if not len(complete):
+            return None
+        slot_of_pos = np.unique(units[complete[0]], return_inverse=True)[1].ravel()
         n_slots = int(slot_of_pos.max()) + 1
-        slot_units = np.zeros((K, n_slots), dtype=int)
+        if n_slots > _MAX_SLOTS:
+            return None
+        slot_units = np.full((K, n_slots), -1)
         slot_units[:, slot_of_pos] = units
         if not np.array_equal(units, slot_units[:, slot_of_pos]):
+            return None  # blocks of different patterns
+        used = slot_units[slot_units >= 0]
+        if len(np.unique(used)) != used.size:
+            return None  # a unit spans blocks: not separable
+        group_of_slot = np.where(slot_units >= 0, problem.group_of_unit[np.maximum(slot_units, 0)], -1)
+        pattern = group_of_slot[complete[0]]
+        if np.any((group_of_slot != pattern) & (group_of_slot >= 0)):
             return None
-        if len(np.unique(slot_units)) != slot_units.size:
-            return None  # a unit spans levels: not separable
-        group_of_slot = problem.group_of_unit[slot_units]
-        if np.any(group_of_slot != group_of_slot[0]):
-            return None
-        group_of_slot = group_of_slot[0]
+        group_of_slot = pattern
         G = len(problem.budgets)
         p = stats.p
-        Gb, Cb, vb, mub = stats._Gb, stats._ZtXb, stats._Ztyb, stats._mub
         A = Gb + mub[:, :, None] * np.eye(q)
         Ainv = np.linalg.inv(A)
         # c(all; delta) = const + 2 delta'b + delta'H delta
@@ -388,9 +403,82 @@ class SeparableForm:
             used += self.cost[o] - self.cost[choice[k]]
             choice[k] = o
         s = np.zeros(self.n_units)
-        on = self.option_slots[choice]  # (K, n_slots)
+        on = self.option_slots[choice] & (self.slot_units >= 0)  # (K, n_slots); padding switches nothing on
         s[self.slot_units[on]] = 1.0
         return s
+
+
+def separable_blocks(stats: SufficientStats, design) -> np.ndarray | None:
+    """Columns of each block of Z'Z when there are several (nested factors: an outer level with its
+    inner levels), as a (blocks, positions) array with -1 where a block has fewer columns of a kind
+    than the largest; None when Z'Z is one block (crossed factors) or a block is too wide.
+
+    The blocks are the connected components of Z'Z's nonzero pattern: the fit is separable over
+    them given the fixed effects, which is all the search needs. Positions are by term,
+    coefficient and level within the block, so every block has the same layout.
+
+    >>> import pandas as pd
+    >>> from hiermio.design import build_design
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 5, 7], "b": list("aaabbb"), "c": list("xyxxxz")})
+    >>> d = build_design("y ~ 1 + (1 | b/c)", df)   # a: casks x, y; b: casks x, z
+    >>> SufficientStats.from_design(d, np.ones(d.n_columns)).blocks is None
+    True
+    >>> blocks = separable_blocks(SufficientStats.from_design(d, np.ones(d.n_columns)), d)
+    >>> names = [*d.terms[0].level_strings, *d.terms[1].level_strings]
+    >>> [[names[j] for j in row] for row in blocks]
+    [['a', 'x:a', 'y:a'], ['b', 'x:b', 'z:b']]
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    if design is None or not design.terms:
+        return None
+    K, label = connected_components(abs(stats.G) > 0, directed=False)
+    if K < 2:
+        return None
+    offsets = design.term_offsets()
+    kinds = []  # (term, coefficient) of every column
+    for t, (off, term) in enumerate(zip(offsets, design.terms)):
+        kinds += [(t, c) for _ in range(term.n_levels) for c in range(term.q)]
+    kind_id = np.array([t * 1000 + c for t, c in kinds])
+    layout = []
+    counts = {}
+    for k in np.unique(kind_id):
+        per_block = np.bincount(label[kind_id == k], minlength=K)
+        counts[k] = int(per_block.max())
+        layout += [k] * counts[k]
+    if len(layout) > 2 * _MAX_SLOTS:
+        return None
+    blocks = np.full((K, len(layout)), -1)
+    start = {}
+    pos = 0
+    for k in counts:
+        start[k] = pos
+        pos += counts[k]
+    filled = np.zeros((K, len(counts)), dtype=int)
+    kind_index = {k: i for i, k in enumerate(counts)}
+    for j in range(len(label)):  # columns in order: by term, then level, then coefficient
+        b, k = label[j], kind_id[j]
+        i = kind_index[k]
+        blocks[b, start[k] + filled[b, i]] = j
+        filled[b, i] += 1
+    return blocks
+
+
+def _block_arrays(stats: SufficientStats, blocks: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Z'Z, Z'Q, Z'r0 and mu per block and position; padding positions are columns of nothing
+    (no data, unit ridge), whose loss and gain are zero whatever the fixed effects."""
+    K, q = blocks.shape
+    real = blocks >= 0
+    idx = np.where(real, blocks, 0)
+    Gb = np.zeros((K, q, q))
+    for i in range(q):
+        for j in range(q):
+            Gb[:, i, j] = np.asarray(stats.G[idx[:, i], idx[:, j]]).ravel()
+    Gb *= real[:, :, None] & real[:, None, :]
+    Cb = stats.ZtX[idx] * real[:, :, None]
+    vb = stats.Zty[idx] * real
+    mub = np.where(real, stats.mu[idx], 1.0)
+    return Gb, Cb, vb, mub
 
 
 def branch_on_fixed(
@@ -413,7 +501,7 @@ def branch_on_fixed(
     gap = max(gap, _ROUNDING)
     form = form if form is not None else SeparableForm.build(problem)
     if form is None:
-        raise ValueError("branch_on_fixed needs a problem separable by level (one grouping factor, no tails)")
+        raise ValueError("branch_on_fixed needs a problem separable by level (one grouping factor or nested ones, no tails)")
     n0 = problem.n_evaluations
     k2 = form.value_scale
     cache: dict[bytes, float] = {}

@@ -344,7 +344,8 @@ def fixed_effects_form(problem: SelectionProblem, options: SolverOptions) -> Sep
     form = SeparableForm.build(problem)
     if options.search == "fixed_effects" and form is None:
         raise BudgetError("search='fixed_effects' needs a model whose cluster effects all belong to one grouping "
-                          "factor, without tail budgets; use search='auto' or 'outer_approximation'")
+                          "factor or to nested ones (not crossed), without tail budgets; use search='auto' or "
+                          "'outer_approximation'")
     return form
 
 

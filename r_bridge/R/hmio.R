@@ -17,7 +17,7 @@
 #'   per term, or "cluster": a level's effects enter together), \code{time_limit} (60 s), \code{gap}
 #'   (1e-4), \code{seed}, \code{threads}, \code{certify} (TRUE), \code{na_action} ("drop"),
 #'   \code{enumerate_below}, \code{search} ("auto": branch on the fixed effects when every cluster effect belongs to
-#'   one grouping factor, else SCIP's outer approximation; or "fixed_effects", "outer_approximation"). A misspelt
+#'   one grouping factor or to nested ones, else SCIP's outer approximation; or "fixed_effects", "outer_approximation"). A misspelt
 #'   option is an error that names it.
 #' @return An object of class \code{hmio}.
 #' @examples
