@@ -1,6 +1,6 @@
 """The certificate issue's table: each hard case before (SCIP's outer approximation, the search
 every fit used until now) and after (``search="auto"``: branching on the fixed effects where the
-model has one grouping factor), in one run on one machine.
+model has one grouping factor or nested ones), in one run on one machine.
 
 Prints, per case and search: status, wall time of the whole fit, the proven gap, the gap as a
 share of what the cluster effects explain, the time to the first solution and the nodes. Then the

@@ -106,7 +106,7 @@ def _partitioned_halves(design, budget: Budget, B: int, random_state: int, contr
     pairs = split_cross_products(design, lambda b: np.stack([partition_folds(b, 2, random_state, split=i)
                                                              for i in range(B // 2)]),
                                  2, "half-sample sums", progress)
-    design, _ = whole_data(design, pairs[0])
+    design, _, _ = whole_data(design, pairs[0])
     jobs = []
     with warnings.catch_warnings():  # a half-sample's notes (aliased columns) are screening detail
         warnings.simplefilter("ignore", HierMIOWarning)

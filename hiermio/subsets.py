@@ -54,15 +54,15 @@ def partition_folds(block: RowBlock, folds: int, random_state: int = 0, split: i
     return within_cluster_folds(block.codes[0], folds, [int(random_state), int(split), _partition_key(block)])
 
 
-def whole_data(design: Design, parts: list[CrossProducts]) -> tuple[Design, list[CrossProducts]]:
+def whole_data(design: Design, parts: list[CrossProducts]) -> tuple[Design, list[CrossProducts], CrossProducts]:
     """The sums of all rows (the parts of one split merged) decide, as a fit's own pass would, which
     fixed columns are aliased (dropped, with lme4's message) and the rows per level; every part is
-    then reduced to the kept columns. Returns the finished design and the parts."""
+    then reduced to the kept columns. Returns the finished design, the parts and the whole's sums."""
     full = parts[0]
     for cp in parts[1:]:
         full = full.merge(cp)
-    design, _ = finish_fixed_columns(design, full)
-    return design, [select_fixed_columns(cp, design._fixed_keep) for cp in parts]
+    design, full = finish_fixed_columns(design, full)
+    return design, [select_fixed_columns(cp, design._fixed_keep) for cp in parts], full
 
 
 def part_problem(design: Design, cp: CrossProducts, budget: Budget, control: FitControl,

@@ -120,7 +120,7 @@ def _partitioned_folds(design: Design, budgets: list[int], folds: int, random_st
     fold paths to run (each a problem and the sums of its validation rows) and the final fit."""
     split = split_cross_products(design, lambda b: partition_folds(b, folds, random_state), folds,
                                  "cross-validation sums", progress, unweighted=True)[0]
-    design, parts = whole_data(design, split[:folds])
+    design, parts, whole = whole_data(design, split[:folds])
     valid = [select_fixed_columns(cp, design._fixed_keep) for cp in split[folds:]]
     names = design.fixed_names
     jobs = []
@@ -137,10 +137,6 @@ def _partitioned_folds(design: Design, budgets: list[int], folds: int, random_st
                 warnings.simplefilter("ignore", HierMIOWarning)
                 problem, columns = part_problem(design, train, 0, c, f"the training rows of cross-validation fold {f}")
             jobs.append(delayed(_fold_sweep)(problem, columns, valid[f], names, budgets, c))
-    whole = parts[0]
-    for cp in parts[1:]:
-        whole = whole.merge(cp)
-
     def fit_at(budget: Budget, ridge: float) -> MIOFit:
         c = control.updated(ridge=ridge)
         return fit_problem(problem_from_cross_products(design, whole, budget, c), c, progress=False)
