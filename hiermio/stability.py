@@ -30,7 +30,7 @@ from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .selection import Budget, SelectionProblem
 from .sources import is_out_of_core
 from .splits import shuffled_clusters
-from .streaming import learn_design, select_fixed_columns
+from .streaming import learn_design
 from .subsets import part_problem, partition_folds, whole_data
 from .sufficient import split_cross_products
 
@@ -106,13 +106,12 @@ def _partitioned_halves(design, budget: Budget, B: int, random_state: int, contr
     pairs = split_cross_products(design, lambda b: np.stack([partition_folds(b, 2, random_state, split=i)
                                                              for i in range(B // 2)]),
                                  2, "half-sample sums", progress)
-    design, _, _ = whole_data(design, pairs[0])
+    design, pairs, _ = whole_data(design, pairs)
     jobs = []
     with warnings.catch_warnings():  # a half-sample's notes (aliased columns) are screening detail
         warnings.simplefilter("ignore", HierMIOWarning)
         for i, pair in enumerate(pairs):
             for h, cp in enumerate(pair):
-                cp = select_fixed_columns(cp, design._fixed_keep)
                 problem, _ = part_problem(design, cp, budget, control, f"half-sample {2 * i + h}")
                 jobs.append(delayed(_selected_of)(problem, control))
     return jobs

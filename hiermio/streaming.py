@@ -41,7 +41,7 @@ from .modelmatrix import ColumnLayout, aliased_columns
 from .sources import as_source
 from .variables import Value, merge_summaries, r_sort_key, state_from_summaries
 
-__all__ = ["learn_design", "finish_fixed_columns", "select_fixed_columns"]
+__all__ = ["learn_design", "finish_fixed_columns"]
 
 # calls that learn from the data (a false positive costs one pass, nothing else)
 _STATEFUL = re.compile(r"(^|[^\w.])([\w.]+(::|\.))?(scale|center|poly|ns|bs)\s*\(")
@@ -256,18 +256,5 @@ def finish_fixed_columns(design: Design, cp) -> tuple[Design, Any]:
     design.fixed_names, design._fixed_keep = names, design._fixed_keep[keep]
     design.dropped_columns = (*design.dropped_columns, *dropped_names)
     design.messages = [*design.messages, *msgs]
-    if dropped:
-        cp = select_fixed_columns(cp, keep)
-    return design, cp
-
-
-def select_fixed_columns(cp, keep: np.ndarray):
-    """The cross products of the fixed columns ``keep`` only (the response's stays last)."""
-    from dataclasses import replace
-
-    if len(keep) == cp.P:
-        return cp
-    R = np.linalg.qr(cp.R[:, np.append(keep, cp.P)], mode="r")
-    intercept = None if cp.intercept is None else int(np.flatnonzero(keep == cp.intercept)[0])
-    return replace(cp, R=R, ZtX=cp.ZtX[:, keep], const=cp.const[keep], shift=cp.shift[keep], intercept=intercept)
+    return design, cp.fixed_columns(keep)
 

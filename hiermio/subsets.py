@@ -36,7 +36,7 @@ from .modelmatrix import aliased_columns
 from .results import MIOFit
 from .selection import Budget, SelectionProblem
 from .splits import within_cluster_folds
-from .streaming import finish_fixed_columns, select_fixed_columns
+from .streaming import finish_fixed_columns
 from .sufficient import CrossProducts
 
 __all__ = ["partition_folds", "whole_data", "part_problem", "check_estimable", "validation_mse"]
@@ -54,15 +54,17 @@ def partition_folds(block: RowBlock, folds: int, random_state: int = 0, split: i
     return within_cluster_folds(block.codes[0], folds, [int(random_state), int(split), _partition_key(block)])
 
 
-def whole_data(design: Design, parts: list[CrossProducts]) -> tuple[Design, list[CrossProducts], CrossProducts]:
-    """The sums of all rows (the parts of one split merged) decide, as a fit's own pass would, which
-    fixed columns are aliased (dropped, with lme4's message) and the rows per level; every part is
-    then reduced to the kept columns. Returns the finished design, the parts and the whole's sums."""
-    full = parts[0]
-    for cp in parts[1:]:
+def whole_data(design: Design, splits: list[list[CrossProducts]]
+               ) -> tuple[Design, list[list[CrossProducts]], CrossProducts]:
+    """The sums of all rows (the parts of the first split merged) decide, as a fit's own pass
+    would, which fixed columns are aliased (dropped, with lme4's message) and the rows per level;
+    every part of every split is then reduced to the kept columns. Returns the finished design,
+    the splits' parts and the whole's sums."""
+    full = splits[0][0]
+    for cp in splits[0][1:]:
         full = full.merge(cp)
     design, full = finish_fixed_columns(design, full)
-    return design, [select_fixed_columns(cp, design._fixed_keep) for cp in parts], full
+    return design, [[cp.fixed_columns(design._fixed_keep) for cp in parts] for parts in splits], full
 
 
 def part_problem(design: Design, cp: CrossProducts, budget: Budget, control: FitControl,

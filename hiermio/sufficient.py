@@ -113,15 +113,15 @@ class SufficientStats(InnerProblem):
         Prior weights w scale every row by sqrt(w); an offset is taken off the response first.
         """
         p = design.p
-        keep = np.asarray(design._fixed_keep if cp.P != p else np.arange(p), dtype=int)
-        if len(keep) != p:
+        if cp.P != p:
             raise ValueError("the cross products do not match the design's fixed columns")
-        R_full = np.linalg.qr(cp.R[:, np.append(keep, cp.P)], mode="r") if cp.R.size else np.zeros((1, 1))
+        # a QR of R: triangular again (a block with fewer rows than columns is stored as it came)
+        R_full = np.linalg.qr(cp.R, mode="r")
         R, a, rho = R_full[:p, :p], R_full[:p, p], float(R_full[p, p])
-        norms = np.linalg.norm(cp.R[:, keep], axis=0)
+        norms = np.linalg.norm(cp.R[:, :p], axis=0)
         if p and np.any(np.abs(np.diag(R)) <= 1e-12 * norms):
             raise NumericalError("the fixed-effect columns are numerically collinear")
-        ZtX = cp.ZtX[:, keep]
+        ZtX = cp.ZtX
         C = scipy.linalg.solve_triangular(R, ZtX.T, trans="T") if p else np.zeros((0, cp.m))
         beta_hat = scipy.linalg.solve_triangular(R, a) if p else np.zeros(0)
         v = cp.Zty - ZtX @ beta_hat  # Z'W r0
@@ -133,9 +133,9 @@ class SufficientStats(InnerProblem):
         T = np.eye(p)
         shift = np.zeros(p)
         if cp.intercept is not None:
-            i = int(np.flatnonzero(keep == cp.intercept)[0])
-            c0 = cp.const[cp.intercept]
-            T[i, :] -= cp.shift[keep] / c0
+            i = cp.intercept
+            c0 = cp.const[i]
+            T[i, :] -= cp.shift / c0
             shift[i] = cp.y_shift / c0 / k
         return cls(
             G=cp.ZtZ.tocsr(),
@@ -330,6 +330,23 @@ class CrossProducts:
                              [a + b for a, b in zip(self.sizes, other.sizes)], self.shift, self.y_shift,
                              self.intercept if self.intercept is not None else other.intercept)
 
+    def fixed_columns(self, keep: np.ndarray) -> "CrossProducts":
+        """The sums of the fixed columns ``keep`` only (the response's column of R stays last).
+
+        >>> import pandas as pd
+        >>> from hiermio.design import build_design
+        >>> d = build_design("y ~ x + (1 | g)", pd.DataFrame({"y": [1., 2, 3, 5], "x": [0., 1, 0, 2], "g": list("aabb")}))
+        >>> cp = cross_products(d).fixed_columns(np.array([0]))
+        >>> cp.P, cp.ZtX.shape, cp.intercept
+        (1, (2, 1), 0)
+        """
+        keep = np.asarray(keep, dtype=int)
+        if len(keep) == self.P:
+            return self
+        R = np.linalg.qr(self.R[:, np.append(keep, self.P)], mode="r")
+        intercept = None if self.intercept is None else int(np.flatnonzero(keep == self.intercept)[0])
+        return replace(self, R=R, ZtX=self.ZtX[:, keep], const=self.const[keep], shift=self.shift[keep],
+                       intercept=intercept)
 
     def restricted(self, columns: np.ndarray, sizes: list[np.ndarray]) -> "CrossProducts":
         """The sums of the random-effect ``columns`` only, with their terms' rows per level

@@ -35,7 +35,7 @@ from .path import check_budget_list, path, sweep
 from .selection import Budget, SelectionProblem
 from .sources import is_out_of_core
 from .splits import within_cluster_folds
-from .streaming import learn_design, select_fixed_columns
+from .streaming import learn_design
 from .subsets import check_estimable, part_problem, partition_folds, validation_mse, whole_data
 from .sufficient import split_cross_products
 from .results import MIOFit
@@ -120,8 +120,7 @@ def _partitioned_folds(design: Design, budgets: list[int], folds: int, random_st
     fold paths to run (each a problem and the sums of its validation rows) and the final fit."""
     split = split_cross_products(design, lambda b: partition_folds(b, folds, random_state), folds,
                                  "cross-validation sums", progress, unweighted=True)[0]
-    design, parts, whole = whole_data(design, split[:folds])
-    valid = [select_fixed_columns(cp, design._fixed_keep) for cp in split[folds:]]
+    design, (parts, valid), whole = whole_data(design, [split[:folds], split[folds:]])
     names = design.fixed_names
     jobs = []
     for f in range(folds):
