@@ -435,32 +435,20 @@ def separable_blocks(stats: SufficientStats, design) -> np.ndarray | None:
     K, label = connected_components(abs(stats.G) > 0, directed=False)
     if K < 2:
         return None
-    offsets = design.term_offsets()
-    kinds = []  # (term, coefficient) of every column
-    for t, (off, term) in enumerate(zip(offsets, design.terms)):
-        kinds += [(t, c) for _ in range(term.n_levels) for c in range(term.q)]
-    kind_id = np.array([t * 1000 + c for t, c in kinds])
-    layout = []
-    counts = {}
-    for k in np.unique(kind_id):
-        per_block = np.bincount(label[kind_id == k], minlength=K)
-        counts[k] = int(per_block.max())
-        layout += [k] * counts[k]
-    if len(layout) > 2 * _MAX_SLOTS:
+    # the kind of every column: its term and coefficient, numbered 0.. in term order
+    first_kind = np.cumsum([0] + [t.q for t in design.terms])
+    kind = np.concatenate([first_kind[i] + np.tile(np.arange(t.q), t.n_levels) for i, t in enumerate(design.terms)])
+    count = np.zeros((first_kind[-1], K), dtype=int)  # columns of each kind in each block
+    np.add.at(count, (kind, label), 1)
+    width = count.max(axis=1)  # positions per kind: the most any block has
+    if width.sum() > 2 * _MAX_SLOTS:
         return None
-    blocks = np.full((K, len(layout)), -1)
-    start = {}
-    pos = 0
-    for k in counts:
-        start[k] = pos
-        pos += counts[k]
-    filled = np.zeros((K, len(counts)), dtype=int)
-    kind_index = {k: i for i, k in enumerate(counts)}
-    for j in range(len(label)):  # columns in order: by term, then level, then coefficient
-        b, k = label[j], kind_id[j]
-        i = kind_index[k]
-        blocks[b, start[k] + filled[b, i]] = j
-        filled[b, i] += 1
+    start = np.concatenate([[0], np.cumsum(width)[:-1]])
+    blocks = np.full((K, int(width.sum())), -1)
+    filled = np.zeros_like(count)
+    for j, (k, b) in enumerate(zip(kind, label)):  # columns in order: by term, then level, then coefficient
+        blocks[b, start[k] + filled[k, b]] = j
+        filled[k, b] += 1
     return blocks
 
 

@@ -141,10 +141,6 @@ class ParquetSource(DataSource):
     def columns(self) -> list[str]:
         return list(self._dataset.schema.names)
 
-    @property
-    def n_rows(self) -> int:
-        return int(self._dataset.count_rows())
-
     def partitions(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         import pyarrow.parquet as pq
 

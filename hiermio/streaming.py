@@ -172,14 +172,13 @@ def learn_design(formula: ParsedFormula | str, data: Any, na_action: Literal["dr
     source = as_source(data)
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}")
-    for name, arg in (("weights", weights), ("offset", offset)):
-        if arg is not None and not isinstance(arg, str):
-            raise DataError(f"{name}= for data read in partitions must name a column of the data (numbers per row "
-                            "cannot follow the partitions)")
     needed = required_columns(parsed)
     columns = source.columns
     _check_columns(needed, pd.DataFrame(columns=columns))
     for name, arg in (("weights", weights), ("offset", offset)):  # before any pass reads the column
+        if arg is not None and not isinstance(arg, str):
+            raise DataError(f"{name}= for data read in partitions must name a column of the data (numbers per row "
+                            "cannot follow the partitions)")
         if arg is not None and arg not in columns:
             close = difflib.get_close_matches(arg, columns, n=1)
             raise DataError(f"{name}={arg!r} is not a column of the data" + (f" (did you mean {close[0]!r}?)"
