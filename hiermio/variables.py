@@ -594,9 +594,7 @@ def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any], summary: Call
         if summary is None:
             raise _err(node, "this transform learns from all rows at once (knots at quantiles), which data read "
                              "in chunks cannot give exactly; give its knots= and Boundary.knots= explicitly")
-        kind, static, moments = summary()
-        old = ctx.collect.get(key)
-        ctx.collect[key] = (kind, static, moments if old is None else _merge_moments(old[2], moments))
+        _record(ctx.collect, key, summary())
         return placeholder
     if ctx.learn:
         ctx.state[key] = learn()
@@ -639,10 +637,16 @@ def merge_summaries(parts: list[dict]) -> dict:
     """The stateful transforms' summaries of several chunks (``evaluate(..., collect=)``), combined."""
     out: dict = {}
     for part in parts:
-        for key, (kind, static, moments) in part.items():
-            old = out.get(key)
-            out[key] = (kind, static, moments if old is None else _merge_moments(old[2], moments))
+        for key, summary in part.items():
+            _record(out, key, summary)
     return out
+
+
+def _record(out: dict, key: str, summary: tuple) -> None:
+    """Add a transform's ``(kind, static arguments, moments)`` summary to ``out``, merging the moments."""
+    kind, static, moments = summary
+    old = out.get(key)
+    out[key] = (kind, static, moments if old is None else _merge_moments(old[2], moments))
 
 
 def state_from_summaries(summaries: dict) -> dict:
