@@ -71,7 +71,19 @@ def part_problem(design: Design, cp: CrossProducts, budget: Budget, control: Fit
                  description: str) -> tuple[SelectionProblem, np.ndarray]:
     """The problem of the rows ``cp`` sums (a fold's training rows, a half-sample), as a fit on
     those rows alone would pose it: levels without rows are left out, fixed columns aliased in
-    these rows dropped. Returns it and the design's random-effect columns it keeps."""
+    these rows dropped. Returns it and the design's random-effect columns it keeps.
+
+    >>> import pandas as pd
+    >>> from hiermio.sufficient import split_cross_products
+    >>> from hiermio.streaming import learn_design
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 6, 5], "g": list("aabbcc")})
+    >>> d = learn_design("y ~ 1 + (1 | g)", [df])
+    >>> split = split_cross_products(d, lambda b: np.array([[0, 0, 0, 0, 1, 1]]), 2, "two parts")
+    >>> d, (parts,), _ = whole_data(d, split)
+    >>> problem, columns = part_problem(d, parts[0], 1, FitControl(), "rows of a and b")
+    >>> list(problem.design.terms[0].levels), columns.tolist()
+    (['a', 'b'], [0, 1])
+    """
     sub, columns = design.restricted(cp.sizes, description)
     sizes = [t.sizes for t in sub.terms]
     return problem_from_cross_products(sub, cp.restricted(columns, sizes), budget, control), columns
@@ -83,6 +95,17 @@ def check_estimable(train: CrossProducts, valid: CrossProducts, names: tuple[str
     A fixed column that is a linear combination of others in the training rows (a factor level
     with no training row, most often) but not in the validation rows makes any prediction of them
     arbitrary; with the rows in memory, predicting an unseen factor level is refused the same way.
+
+    >>> import pandas as pd
+    >>> from hiermio.sufficient import split_cross_products
+    >>> from hiermio.streaming import learn_design
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 6, 5], "f": list("uuuuuv"), "g": list("ababab")})
+    >>> d = learn_design("y ~ f + (1 | g)", [df])
+    >>> d, (parts,), _ = whole_data(d, split_cross_products(d, lambda b: np.array([[0, 0, 0, 0, 0, 1]]), 2, "x"))
+    >>> check_estimable(parts[0], parts[1], d.fixed_names, "fold 1")
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.DataError: fold 1: the fixed-effect column 'fv' is not estimable from the training rows ...
     """
     P = train.P
     Rt, Rv = train.R[:, :P], valid.R[:, :P]
@@ -107,6 +130,21 @@ def validation_mse(fit: MIOFit, columns: np.ndarray, valid: CrossProducts, names
     The residual y - X beta - Z gamma is, in the shifted columns the sums hold, y_s - X_s b - Z gamma
     with b = beta except for the intercept, which takes the shifts; its square sum is
     ||R [-b; 1]||^2 - 2 gamma'(Z'y_s - Z'X_s b) + gamma' Z'Z gamma.
+
+    >>> import pandas as pd
+    >>> from hiermio.api import make_fit, optimize
+    >>> from hiermio.sufficient import split_cross_products
+    >>> from hiermio.streaming import learn_design
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 5, 6, 4, 2, 7], "x": [0., 1, 2, 0, 1, 2, 0, 1], "g": list("aaaabbbb")})
+    >>> d = learn_design("y ~ x + (1 | g)", [df])
+    >>> half = np.array([[0, 1, 0, 1, 0, 1, 0, 1]])
+    >>> d, (parts,), _ = whole_data(d, split_cross_products(d, lambda b: half, 2, "halves"))
+    >>> problem, columns = part_problem(d, parts[0], 1, FitControl(), "first half")
+    >>> fit = make_fit(problem, optimize(problem))
+    >>> held = df[half[0] == 1]   # the truth: the fit's prediction of the other half's rows
+    >>> pred = fit.beta[0] + fit.beta[1] * held.x + fit.gamma[pd.Index(["a", "b"]).get_indexer(held.g)]
+    >>> bool(np.isclose(validation_mse(fit, columns, parts[1], d.fixed_names), np.mean((held.y - pred) ** 2)))
+    True
     """
     beta = np.zeros(valid.P)
     beta[[names.index(n) for n in fit.design.fixed_names]] = fit.beta
