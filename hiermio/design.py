@@ -40,6 +40,8 @@ __all__ = ["TermDesign", "Design", "RowBlock", "FrameValues", "model_frame_value
            "required_columns", "vector_args_as_columns", "carry_vector_options", "random_design_matrix",
            "constant_columns", "group_parts", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term"]
 
+_BLOCK_ROWS = 1 << 16  # rows per block of the passes over rows in memory
+
 
 @dataclass
 class TermDesign:
@@ -78,7 +80,6 @@ class Design:
 
     formula: ParsedFormula
     y: np.ndarray
-    X: np.ndarray
     fixed_names: tuple[str, ...]
     terms: list[TermDesign] = field(default_factory=list)
     rows: pd.Index = field(default_factory=lambda: pd.RangeIndex(0))
@@ -99,6 +100,36 @@ class Design:
     # terms' codes and values are None, and every use of the rows is a pass over ``source``
     source: Any = field(default=None, repr=False)
     n_rows: int | None = None
+    # in memory, X is evaluated from ``data`` when first asked for (:attr:`X`); a fit reads it block
+    # by block instead. Each block's column sums and absolute sums (blocks of ``_BLOCK_ROWS`` rows)
+    # recognise the rows the design was built on.
+    _X: np.ndarray | None = field(default=None, repr=False)
+    _X_sums: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def X(self) -> np.ndarray | None:
+        """The fixed-effects matrix of the rows used (None for data read in partitions).
+
+        In memory it is evaluated from ``data`` with the training coding when first asked for, and
+        kept: a fit does not ask (its pass over the rows evaluates blocks), so it holds no n x p copy.
+        """
+        if self._X is None and self.in_memory and self.data is not None:
+            out = np.empty((self.n, self.p))
+            for b, sl in enumerate(_block_slices(self.n)):
+                out[sl] = self._fixed_block(b, sl)
+            self._X = out
+        return self._X
+
+    def _fixed_block(self, b: int, sl: slice) -> np.ndarray:
+        """Rows ``sl`` (block ``b``) of X, evaluated from ``data``, checked against the block's sums."""
+        Xb = self.fixed_matrix(self.data.iloc[sl])
+        total, size = self._X_sums[b]
+        off = np.abs(Xb.sum(axis=0) - total) > 1e-9 * size + 1e-300
+        if off.any():
+            raise DataError(f"column {self.fixed_names[int(np.argmax(off))]!r} of the fixed part no longer has the "
+                            "values this design was built from: was the data frame changed in place after the fit? "
+                            "Refit on the data as they are now")
+        return Xb
 
     @property
     def n(self) -> int:
@@ -119,12 +150,13 @@ class Design:
             raise DataError(f"{what} needs the training rows in memory, but this fit read its data in partitions "
                             f"from {self.source.description}; fit on a pandas DataFrame for it")
 
-    def row_blocks(self, rows: int = 1 << 16) -> Iterator["RowBlock"]:
+    def row_blocks(self, rows: int = _BLOCK_ROWS) -> Iterator["RowBlock"]:
         """The rows used (in memory), in blocks of at most ``rows``."""
         self.require_rows("row_blocks")
-        for start in range(0, self.n, rows):
-            sl = slice(start, start + rows)
-            yield RowBlock(self.X[sl], self.y_adjusted[sl], None if self.weights is None else self.weights[sl],
+        lazy = self._X is None and rows == _BLOCK_ROWS
+        for b, sl in enumerate(_block_slices(self.n, rows)):
+            yield RowBlock(self._fixed_block(b, sl) if lazy else self.X[sl], self.y_adjusted[sl],
+                           None if self.weights is None else self.weights[sl],
                            [t.codes[sl] for t in self.terms], [t.values[sl] for t in self.terms], self.rows[sl],
                            None if self.offset is None else self.offset[sl])
 
@@ -170,7 +202,7 @@ class Design:
                                  level_strings=tuple(t.level_strings[k] for k in keep) if t.level_strings else ()))
             columns.append(off + (keep[:, None] * t.q + np.arange(t.q)).ravel())
         n = int(sum(sizes[0])) if len(sizes) else self.n
-        sub = replace(self, y=None, X=None, terms=terms, rows=None, data=None, weights=None, offset=None,
+        sub = replace(self, y=None, _X=None, _X_sums=None, terms=terms, rows=None, data=None, weights=None, offset=None,
                       messages=[], source=RowsElsewhere(description), n_rows=n)
         return sub, (np.concatenate(columns) if columns else np.zeros(0, int)).astype(int)
 
@@ -451,21 +483,26 @@ _MAGNITUDE_LIMIT = 1e150
 _MAGNITUDE_FLOOR = 1e-152
 
 
+def _check_magnitude(big: float, name: str) -> None:
+    """Refuse a column whose largest magnitude ``big`` has a square that overflows or underflows."""
+    if big > _MAGNITUDE_LIMIT or 0 < big < _MAGNITUDE_FLOOR:
+        large = big > _MAGNITUDE_LIMIT
+        raise DataError(f"{name} has values {'as large as' if large else 'no larger than'} {big:.3g} in magnitude: "
+                        f"their squares {'overflow' if large else 'underflow'} double precision (the values must "
+                        f"lie within {_MAGNITUDE_FLOOR:.0e}..{_MAGNITUDE_LIMIT:.0e}); rescale it, e.g. "
+                        f"{'divide' if large else 'multiply'} by a power of ten")
+
+
 def _finite(a: np.ndarray, what: str, names: Sequence[str] | None = None) -> np.ndarray:
     """``a`` if every value is finite and of a magnitude whose squares double precision holds."""
-    if not np.all(np.isfinite(a)):
-        bad = int((~np.isfinite(a)).any(axis=1).sum()) if a.ndim == 2 else int((~np.isfinite(a)).sum())
-        raise DataError(f"the {what} evaluates to NaN or infinity in {bad} row(s) (e.g. log of a non-positive value)")
     cols = a.reshape(len(a), -1)
-    for j in range(cols.shape[1]):
+    for j in range(cols.shape[1]):  # column by column: no temporary the size of ``a``
         big = float(np.max(np.abs(cols[:, j]))) if len(cols) else 0.0
-        if big > _MAGNITUDE_LIMIT or 0 < big < _MAGNITUDE_FLOOR:
-            name = f"column {names[j]!r} of the {what}" if names is not None else f"the {what}"
-            large = big > _MAGNITUDE_LIMIT
-            raise DataError(f"{name} has values {'as large as' if large else 'no larger than'} {big:.3g} in magnitude: "
-                            f"their squares {'overflow' if large else 'underflow'} double precision (the values must "
-                            f"lie within {_MAGNITUDE_FLOOR:.0e}..{_MAGNITUDE_LIMIT:.0e}); rescale it, e.g. "
-                            f"{'divide' if large else 'multiply'} by a power of ten")
+        if not np.isfinite(big):
+            bad = int((~np.isfinite(a)).any(axis=1).sum()) if a.ndim == 2 else int((~np.isfinite(a)).sum())
+            raise DataError(f"the {what} evaluates to NaN or infinity in {bad} row(s) (e.g. log of a non-positive "
+                            "value)")
+        _check_magnitude(big, f"column {names[j]!r} of the {what}" if names is not None else f"the {what}")
     return a
 
 
@@ -478,22 +515,56 @@ def constant_columns(X: np.ndarray) -> list[int]:
     return [j for j in range(X.shape[1]) if len(X) and X[0, j] != 0 and np.all(X[:, j] == X[0, j])]
 
 
-def _centered(X: np.ndarray) -> np.ndarray:
-    """X with every column but the intercept centred, when there is an intercept column.
+def _block_slices(n: int, rows: int = _BLOCK_ROWS) -> list[slice]:
+    return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
+
+
+
+def _scan_fixed(layout: ColumnLayout, values: dict[str, Value], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed part evaluated block by block, so that no n x p matrix is held: every value is
+    checked (finite, of a usable magnitude), and returned are the R factor of the columns with all
+    but the intercept centred (R'R = X_c'X_c: R's rank test runs on it) and every block's column sums
+    and absolute sums, shape (blocks, 2, p).
 
     Collinearity is a property of the centred columns: x + 1e8 (a timestamp) is as far from the
     intercept as x is, though its raw norm is almost all intercept. (R tests the raw norms and drops
     such a column; the model is the same either way, so the centred test loses nothing.)
 
-    >>> _centered(np.array([[1., 1e8], [1., 1e8 + 2]])).tolist()
-    [[1.0, -1.0], [1.0, 1.0]]
+    >>> from hiermio.formula import parse_formula
+    >>> vals = {"x": Value("numeric", np.array([1e8, 1e8 + 2]))}
+    >>> layout = ColumnLayout.build(parse_formula("y ~ x + (1 | g)").fixed_terms, vals)
+    >>> R, sums = _scan_fixed(layout, vals, 2)
+    >>> np.abs(R).round(6).tolist(), sums[0, 0].tolist()
+    ([[1.414214, 0.0], [0.0, 1.414214]], [2.0, 200000002.0])
     """
-    const = constant_columns(X)
-    if not const:
-        return X
-    out = X - X.mean(axis=0)
-    out[:, const] = X[:, const]
-    return out
+    slices = _block_slices(n)
+
+    def block(sl: slice) -> np.ndarray:
+        return layout.matrix({k: v.take(sl) for k, v in values.items()}, sl.stop - sl.start)
+
+    P = layout.n_columns
+    sums, big, bad = np.zeros((len(slices), 2, P)), np.zeros(P), 0
+    const = np.ones(P, dtype=bool)
+    first = None
+    for b, sl in enumerate(slices):
+        Xb = block(sl)
+        bad += int((~np.isfinite(Xb)).any(axis=1).sum())
+        absb = np.abs(Xb)
+        big = np.fmax(big, absb.max(axis=0)) if len(Xb) else big
+        sums[b] = Xb.sum(axis=0), absb.sum(axis=0)
+        first = Xb[0].copy() if first is None else first
+        const &= np.all(Xb == first, axis=0)
+    if bad:
+        raise DataError(f"the fixed part evaluates to NaN or infinity in {bad} row(s) (e.g. log of a non-positive value)")
+    for j in range(P):
+        _check_magnitude(float(big[j]), f"column {layout.names[j]!r} of the fixed part")
+    const &= first != 0  # an intercept, whatever its name (see constant_columns)
+    shift = sums[:, 0].sum(axis=0) / n if const.any() else np.zeros(P)
+    shift[const] = 0.0
+    R = np.zeros((0, P))
+    for sl in slices:
+        R = np.linalg.qr(np.vstack([R, block(sl) - shift]), mode="r")
+    return R, sums
 
 
 def required_columns(parsed: ParsedFormula, response: bool = True) -> dict[str, set[str]]:
@@ -761,7 +832,8 @@ def build_design(
     if len(keep) == 0:
         raise DataError("no rows left after dropping rows with missing values")
     frame = data.iloc[keep]
-    values = {k: v.take(keep) for k, v in values.items()}
+    if n_dropped:  # with every row kept, the values are used as evaluated: no copies
+        values = {k: v.take(keep) for k, v in values.items()}
     # factors keep only the levels present in the rows used (lme4's drop.unused.levels)
     levels: dict[str, list[str]] = {}
     numeric: set[str] = set()
@@ -774,7 +846,7 @@ def build_design(
         f = v.as_factor().drop_unused()
         values[k] = f
         levels[k] = list(f.levels)
-    groups = [g.take(keep).drop_unused() for g in groups]
+    groups = [(g.take(keep) if n_dropped else g).drop_unused() for g in groups]
 
     y = _finite(_numeric_vector(values[response_key], f"response {parsed.response!r}"),
                 f"response {parsed.response!r}")
@@ -784,15 +856,14 @@ def build_design(
     total_offset = frame_values.total_offset(keep)
 
     layout = ColumnLayout.build(fixed_terms, values)
-    X_full = _finite(layout.matrix(values, len(keep)), "fixed part", layout.names)
-    dropped = aliased_columns(_centered(X_full))
-    keep_cols = np.array([j for j in range(X_full.shape[1]) if j not in dropped], dtype=int)
+    R, sums = _scan_fixed(layout, values, len(keep))
+    dropped = aliased_columns(R)
+    keep_cols = np.array([j for j in range(layout.n_columns) if j not in dropped], dtype=int)
     dropped_names = tuple(layout.names[j] for j in dropped)
     messages += rank_messages(dropped_names)
     for msg in messages:
         warnings.warn(msg, HierMIOWarning, stacklevel=2)
-    X = X_full[:, keep_cols]
-    check_rows_enough(X.shape[1], len(y))
+    check_rows_enough(len(keep_cols), len(y))
 
     terms = []
     for t, tt, g in zip(parsed.random, term_terms, groups):
@@ -803,10 +874,11 @@ def build_design(
                                 tuple(g.levels)))
 
     return Design(
-        formula=parsed, y=y, X=X, fixed_names=tuple(layout.names[j] for j in keep_cols), terms=terms,
+        formula=parsed, y=y, fixed_names=tuple(layout.names[j] for j in keep_cols), terms=terms,
         rows=frame.index, n_dropped=n_dropped, data=frame, weights=w_used, offset=total_offset,
         dropped_columns=dropped_names, messages=messages, _state=state, _levels=levels, _numeric=numeric,
         _fixed_layout=layout, _fixed_keep=keep_cols, weights_column=weights, offset_column=offset,
+        _X_sums=sums[:, :, keep_cols],
     )
 
 

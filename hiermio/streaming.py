@@ -217,7 +217,7 @@ def learn_design(formula: ParsedFormula | str, data: Any, na_action: Literal["dr
         terms.append(TermDesign(t, tuple(tl.names), pd.Index(labels), None, None, tl, tuple(strings)))
     for msg in messages:
         warnings.warn(msg, HierMIOWarning, stacklevel=2)
-    return Design(formula=parsed, y=None, X=None, fixed_names=tuple(layout.names), terms=terms, rows=None,
+    return Design(formula=parsed, y=None, fixed_names=tuple(layout.names), terms=terms, rows=None,
                   n_dropped=summary.n_missing, data=None, weights=None, offset=None, messages=messages, _state=state,
                   _levels=levels, _numeric=set(summary.numeric), _fixed_layout=layout,
                   _fixed_keep=np.arange(layout.n_columns), weights_column=weights, offset_column=offset,

@@ -46,7 +46,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from .design import Design, RowBlock, constant_columns
+from .design import Design, RowBlock
 from .inner import Evaluation, InnerProblem
 from .exceptions import NumericalError
 
@@ -406,17 +406,15 @@ def split_cross_products(design: Design, labels: Callable[[RowBlock], np.ndarray
 
 def _shifts(design: Design) -> tuple[np.ndarray, float, int | None]:
     """Constants taken off the fixed columns and the response (with an intercept), and the intercept's column."""
+    # the shift needs only values near the means: the first block's
     if design.in_memory:
-        X, y, w = design.X, design.y_adjusted, design.weights
-        const = constant_columns(X)
-        intercept = const[0] if const else None
+        first = next(design.row_blocks())
     else:
         head = design.source.first(design.source_columns())
-        first = design.block_of(head.iloc[:65536])  # the shift needs only values near the means
+        first = design.block_of(head.iloc[:65536])
         first = first if len(first) else design.block_of(head)
-        X, y, w = first.X, first.y, first.weights
-        names = list(design.fixed_names)
-        intercept = names.index("(Intercept)") if design._fixed_layout.intercept else None
+    X, y, w = first.X, first.y, first.weights
+    intercept = list(design.fixed_names).index("(Intercept)") if design._fixed_layout.intercept else None
     shift, y_shift = np.zeros(design.p), 0.0
     if intercept is not None and len(y):
         wts = None if w is None or not np.any(w > 0) else w

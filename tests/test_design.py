@@ -76,3 +76,61 @@ def test_unseen_category_in_new_data_is_an_error_not_the_reference_level():
 def test_empty_data_is_named():
     with pytest.raises(DataError, match="data has no rows"):
         build_design("y ~ x + (1 | g)", simulate().head(0))
+
+
+# ------------------------------------------------------------ designs of many blocks (65,536 rows each)
+def _many_rows(n=150_000, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.uniform(1, 2, n), "f": rng.choice(list("abc"), n),
+                       "g": rng.integers(0, 300, n)})
+    df["y"] = df.x + (df.f == "b") + rng.normal(size=n) + 0.1 * (df.g % 7)
+    return df
+
+
+def test_a_design_of_many_blocks_has_the_model_matrix_built_by_hand():
+    # truth: R's model.matrix spelled out with numpy (treatment contrasts, scale() with the sample sd)
+    df = _many_rows()
+    d = build_design("y ~ x * f + scale(z) + (1 | g)", df)
+    fb, fc = (df.f == "b").to_numpy(float), (df.f == "c").to_numpy(float)
+    sz = (df.z - df.z.mean()) / df.z.std()
+    by_hand = np.column_stack([np.ones(len(df)), df.x, fb, fc, sz, df.x * fb, df.x * fc])
+    assert d.fixed_names == ("(Intercept)", "x", "fb", "fc", "scale(z)", "x:fb", "x:fc")
+    blocks = list(d.row_blocks())
+    assert len(blocks) == 3
+    np.testing.assert_allclose(np.vstack([b.X for b in blocks]), by_hand, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.X, by_hand, rtol=1e-12, atol=1e-12)
+
+
+def test_collinearity_across_blocks_drops_the_column_as_lme4_does():
+    df = _many_rows().assign(x2=lambda d: 2 * d.x + 3)
+    with pytest.warns(HierMIOWarning, match="dropping 1 column / coefficient: 'x2'"):
+        d = build_design("y ~ x + x2 + (1 | g)", df)
+    assert d.fixed_names == ("(Intercept)", "x")
+
+
+def test_a_fit_does_not_depend_on_the_order_of_the_rows():
+    # a column constant over the first block (sorted data) is not an intercept; blocks are
+    # evaluated separately, so a fit on the rows shuffled must give the same answer
+    df = _many_rows().sort_values("z").reset_index(drop=True)
+    df["step"] = np.where(np.arange(len(df)) < 80_000, 1.0, df.z)
+    kw = dict(time_limit=20, progress=False)
+    a = fit("y ~ x + step + (1 | g)", df, 5, **kw)
+    b = fit("y ~ x + step + (1 | g)", df.sample(frac=1.0, random_state=1), 5, **kw)
+    assert a.design.fixed_names == ("(Intercept)", "x", "step")
+    assert set(a.selected["(1 | g)"]) == set(b.selected["(1 | g)"])
+    np.testing.assert_allclose(a.beta, b.beta, rtol=1e-8)
+
+
+def test_non_finite_values_are_counted_over_every_block():
+    df = _many_rows()
+    df.loc[[10, 100_000], "z"] = -1.0  # log of a negative number in the first and the second block
+    with pytest.raises(DataError, match=r"fixed part evaluates to NaN or infinity in 2 row\(s\)"):
+        build_design("y ~ np.log(z) + (1 | g)", df)
+
+
+def test_rows_changed_after_the_fit_are_refused_not_used():
+    df = _many_rows(n=1000)
+    res = fit("y ~ x + (1 | g)", df, 3, progress=False)
+    res.design.data.loc[res.design.data.index[5], "x"] += 1.0  # in place, after the fit
+    with pytest.raises(DataError, match="column 'x' of the fixed part no longer has the values"):
+        res.fitted()
