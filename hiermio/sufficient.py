@@ -53,6 +53,8 @@ from .exceptions import NumericalError
 __all__ = ["SufficientStats", "CrossProducts", "cross_products", "split_cross_products"]
 
 _DENSE_LIMIT = 400  # supports up to this size are solved densely in the crossed-factor path
+_DENSE_G_LIMIT = 1000  # with at most this many columns, Z'Z is kept dense too: small problems evaluate in
+# microseconds, where sparse matrices cost a millisecond in overhead per evaluation
 
 
 class SufficientStats(InnerProblem):
@@ -97,6 +99,7 @@ class SufficientStats(InnerProblem):
             self._ZtXb = self.ZtX[blocks]  # (K, q, p)
             self._Ztyb = self.Zty[blocks]  # (K, q)
             self._mub = self.mu[blocks]
+        self._G_dense = self.G.toarray() if blocks is None and self.m <= _DENSE_G_LIMIT else None
 
     @classmethod
     def from_design(cls, design: Design, mu: np.ndarray) -> "SufficientStats":
@@ -237,19 +240,22 @@ class SufficientStats(InnerProblem):
         if S.size == 0:
             return self._finish(np.zeros(self.p), gamma, np.zeros(self.m), self.XtX)
         w = np.sqrt(s[S] / self.mu[S])
-        GSS = self.G[S][:, S]
-        A = sp.diags(w) @ GSS @ sp.diags(w) + sp.identity(S.size)
         rhs = np.column_stack([w[:, None] * self.ZtX[S], w * self.Zty[S]])
-        if S.size <= _DENSE_LIMIT:
-            sol = scipy.linalg.solve(A.toarray(), rhs, assume_a="pos")
+        if self._G_dense is not None:
+            A = w[:, None] * self._G_dense[np.ix_(S, S)] * w[None, :]
+            A.flat[:: S.size + 1] += 1.0  # eigenvalues >= 1: LU is as safe as Cholesky, with less overhead
+            sol = np.linalg.solve(A, rhs)
         else:
-            sol = _solve_spd(A.tocsr(), rhs)
+            A = sp.diags(w) @ self.G[S][:, S] @ sp.diags(w) + sp.identity(S.size)
+            sol = scipy.linalg.solve(A.toarray(), rhs, assume_a="pos") if S.size <= _DENSE_LIMIT \
+                else _solve_spd(A.tocsr(), rhs)
         U, u = sol[:, :-1], sol[:, -1]
         Bw = rhs[:, :-1]
         H = self.XtX - Bw.T @ U
         delta = self._solve_beta(H, -(Bw.T @ u))
         gamma[S] = w * (u - U @ delta if self.p else u)
-        return self._finish(delta, gamma, self.G @ gamma, H)
+        Ggamma = self._G_dense[:, S] @ gamma[S] if self._G_dense is not None else self.G @ gamma
+        return self._finish(delta, gamma, Ggamma, H)
 
 
 @dataclass

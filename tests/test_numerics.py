@@ -170,3 +170,24 @@ def test_tiny_time_limit_bound_is_never_below_the_full_support():
     res = hm.fit("y ~ x + (1 | g)", df, budget=40, ridge=0.05, time_limit=0.05, gap=0.0, enumerate_below=0)
     full = res.problem.value(np.ones(res.problem.n_units))
     assert full - 1e-9 * abs(full) <= res.certificate.dual <= res.certificate.primal
+
+
+@pytest.mark.parametrize("levels", [(30, 12), (900, 150)])  # Z'Z kept dense (<= 1000 columns) and sparse
+def test_crossed_evaluation_equals_the_dense_ridge_solve(levels):
+    rng = np.random.default_rng(3)
+    n = 6000
+    df = pd.DataFrame({"g": rng.integers(0, levels[0], n), "h": rng.integers(0, levels[1], n), "x": rng.normal(size=n)})
+    df["y"] = df.x + rng.normal(size=n) + (df.g % 5 == 0) - 0.5 * (df.h % 3 == 0)
+    d = build_design("y ~ x + (1 | g) + (1 | h)", df)
+    mu = default_mu(d, 0.3)
+    problem = SelectionProblem.build(d, budget=4, mu=mu)
+    assert (problem.stats._G_dense is not None) == (d.n_columns <= 1000)
+    for size in (1, 25, d.n_columns):
+        cols = np.sort(rng.choice(d.n_columns, size, replace=False))
+        s = np.zeros(d.n_columns)
+        s[cols] = 1.0
+        ev = problem.stats.evaluate(s)
+        value, beta, gamma = dense_ridge(d, mu, cols)
+        assert abs(ev.value - value) <= 1e-9 * value
+        np.testing.assert_allclose(ev.beta, beta, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(ev.gamma[cols], gamma, rtol=1e-7, atol=1e-9)
