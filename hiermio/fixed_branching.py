@@ -271,42 +271,23 @@ class SeparableForm:
 
     def _lagrangian(self, ell: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """max over multipliers tau >= 0 of sum_k min_o (ell[o, k] + tau'cost_o) - tau'budgets: the
-        value, the options at the best tau, and tau.
-
-        The dual is concave and piecewise linear in each multiplier: each coordinate is maximised
-        on a grid that zooms in around its best point, the grid evaluated in one array operation.
-        Any tau gives a valid bound; the search only makes it tight.
+        value, the options at the best tau, and tau (exact for one budget; coordinate ascent, each
+        coordinate exact, for several). Any tau gives a valid bound; the search only makes it tight.
         """
         G = len(self.budgets)
-        n_options, K = ell.shape
         tau = np.zeros(G)
-        n_grid = int(np.clip(2_000_000 // max(n_options * K, 1), 5, 33))
-        # the interval shrinks (n - 1) / 2-fold a round, to 2^-24 of the largest loss: the dual's slope
-        # is at most the units in use, so the bound is then within ~1e-7 of its best
-        rounds = int(np.ceil(24 / np.log2((n_grid - 1) / 2)))
-
-        def values(g: int, ts: np.ndarray) -> np.ndarray:  # the dual at tau with coordinate g set to each of ts
-            price = (self.cost @ tau)[None, :] + self.cost[:, g][None, :] * (ts - tau[g])[:, None]  # (T, O)
-            best = (ell[None, :, :] + price[:, :, None]).min(axis=1).sum(axis=1)
-            return best - (tau @ self.budgets + (ts - tau[g]) * self.budgets[g])
-
-        top = float(ell.max()) + 1.0
-        best = values(0, np.zeros(1))[0] if G else 0.0
+        best = float(ell.min(axis=0).sum())
         for _ in range(3 if G > 1 else 1):  # coordinate ascent over the groups' multipliers
             before = best
             for g in range(G):
-                a, b = 0.0, top
-                for _ in range(rounds):
-                    ts = np.linspace(a, b, n_grid)
-                    vals = values(g, ts)
-                    i = int(np.argmax(vals))
-                    if vals[i] > best:
-                        best, tau = float(vals[i]), np.where(np.arange(G) == g, ts[i], tau)
-                    a, b = ts[max(i - 1, 0)], ts[min(i + 1, n_grid - 1)]
+                rest = self.cost @ tau - self.cost[:, g] * tau[g]  # the other groups' prices
+                t, val = _coordinate_max(ell + rest[:, None], self.cost[:, g], float(self.budgets[g]))
+                val -= float(tau @ self.budgets - tau[g] * self.budgets[g])
+                if val > best:
+                    best, tau[g] = val, t
             if best <= before + 1e-12 * abs(best):
                 break
-        total = ell + (self.cost @ tau)[:, None]
-        return best, np.argmin(total, axis=0), tau
+        return best, np.argmin(ell + (self.cost @ tau)[:, None], axis=0), tau
 
     @property
     def sortable(self) -> bool:
@@ -419,6 +400,42 @@ class SeparableForm:
         on = self.option_slots[choice] & (self.slot_units >= 0)  # (K, n_slots); padding switches nothing on
         s[self.slot_units[on]] = 1.0
         return s
+
+
+def _coordinate_max(a: np.ndarray, c: np.ndarray, budget: float) -> tuple[float, float]:
+    """max over t >= 0 of phi(t) = sum_k min_o (a[o, k] + t c[o]) - t budget, and where.
+
+    phi is concave and piecewise linear, so its maximum is at t = 0 or at a breakpoint, where some
+    level's cheapest option changes. Only the cheapest option of each cost matters, so the
+    breakpoints are those between the cost levels' lower envelopes; phi over them (sorted) is
+    unimodal, and is evaluated at all of them at once, or searched by bisection when they are many.
+
+    >>> a = np.array([[4.0, 3.0], [1.0, 2.0]])  # two levels; option 1 costs 1 unit, option 0 none
+    >>> _coordinate_max(a, np.array([0, 1]), 1.0)  # one unit: level 0 takes it (1 + 3); phi is flat on [1, 3]
+    (2.0, 4.0)
+    """
+    levels = np.unique(c)
+    A = np.stack([a[c == v].min(axis=0) for v in levels])  # (L, K)
+    i, j = np.triu_indices(len(levels), 1)
+    cuts = ((A[i] - A[j]) / (levels[j] - levels[i])[:, None]).ravel()
+    ts = np.unique(np.concatenate([[0.0], cuts[cuts > 0]]))
+
+    def phi(t: np.ndarray) -> np.ndarray:
+        return (A[None] + t[:, None, None] * levels[None, :, None]).min(axis=1).sum(axis=1) - t * budget
+
+    if len(ts) * A.size <= 1_000_000:
+        m = int(np.argmax(phi(ts)))
+    else:
+        m, hi = 0, len(ts) - 1
+        while m < hi:
+            mid = (m + hi) // 2
+            v = phi(ts[mid: mid + 2])
+            m, hi = (mid + 1, hi) if v[1] > v[0] else (m, mid)
+    # a flat top: its midpoint, where no level's options tie (ties weaken the dominance bound)
+    pair = phi(ts[m: m + 2])
+    if len(pair) == 2 and pair[1] >= pair[0] - 1e-12 * abs(pair[0]):
+        return float(0.5 * (ts[m] + ts[m + 1])), float(pair[0])
+    return float(ts[m]), float(pair[0])
 
 
 def separable_blocks(stats: SufficientStats, design) -> np.ndarray | None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import hiermio as hm
 from hiermio.design import build_design, random_design_matrix
-from hiermio.fixed_branching import SeparableForm, branch_on_fixed
+from hiermio.fixed_branching import SeparableForm, _coordinate_max, branch_on_fixed
 from hiermio.oa import SolverOptions, solve
 from hiermio.selection import SelectionProblem
 from reference import brute_force
@@ -215,3 +215,19 @@ def test_pastes_nested_certifies_at_a_small_ridge():
         oa_small = hm.fit(formula, pastes, 8, ridge=0.1, time_limit=2, progress=False, search="outer_approximation")
     assert small.certificate.primal <= oa_small.certificate.primal * (1 + 1e-9)
     assert oa_small.certificate.dual <= small.certificate.primal
+
+
+@pytest.mark.parametrize("K", [1, 7, 40, 900])  # 900 levels: the breakpoints are searched by bisection
+def test_each_multiplier_is_maximised_exactly(K):
+    # truth: the concave dual evaluated on a fine grid of multipliers
+    rng = np.random.default_rng(K)
+    for _ in range(20):
+        cost = np.array([0, 1, 1, 2, 3])
+        ell = rng.exponential(size=(5, K)) + np.array([4.0, 2, 2, 1, 0])[:, None] * rng.exponential(size=K)
+        budget = float(rng.integers(0, 3 * K))
+        t, value = _coordinate_max(ell, cost, budget)
+        grid = np.linspace(0.0, ell.max() + 1.0, 20_001)
+        dual = np.array([(ell + g * cost[:, None]).min(axis=0).sum() - g * budget for g in grid])
+        at_t = (ell + t * cost[:, None]).min(axis=0).sum() - t * budget
+        assert abs(at_t - value) <= 1e-9 * max(1.0, abs(value))  # the value is the dual's at t
+        assert value >= dual.max() - 1e-9 * max(1.0, abs(value))  # and no multiplier does better
