@@ -41,6 +41,9 @@ class Certificate:
     solver: str = field(default_factory=lambda: f"SCIP via pyscipopt {pyscipopt_version}")
     null: float = float("nan")  # c at the empty support: the fit with no cluster effect at all
 
+    def __post_init__(self) -> None:  # plain floats whichever solver made them (numpy scalars print oddly)
+        self.primal, self.dual, self.null, self.time = map(float, (self.primal, self.dual, self.null, self.time))
+
     @property
     def signal_gap(self) -> float:
         """The gap as a share of what the cluster effects explain, (primal - dual) / (c(0) - primal).
