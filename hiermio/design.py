@@ -38,7 +38,7 @@ from .variables import Value, combine_factors, evaluate, r_label, referenced_col
 
 __all__ = ["TermDesign", "Design", "RowBlock", "FrameValues", "model_frame_values", "build_design", "group_labels",
            "required_columns", "vector_args_as_columns", "carry_vector_options", "random_design_matrix",
-           "constant_columns", "group_parts", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term"]
+           "group_parts", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term"]
 
 _BLOCK_ROWS = 1 << 16  # rows per block of the passes over rows in memory
 
@@ -506,18 +506,8 @@ def _finite(a: np.ndarray, what: str, names: Sequence[str] | None = None) -> np.
     return a
 
 
-def constant_columns(X: np.ndarray) -> list[int]:
-    """Columns holding one nonzero value on every row: intercepts, whatever their name.
-
-    >>> constant_columns(np.array([[1., 3, 0], [1., 4, 0]]))
-    [0]
-    """
-    return [j for j in range(X.shape[1]) if len(X) and X[0, j] != 0 and np.all(X[:, j] == X[0, j])]
-
-
 def _block_slices(n: int, rows: int = _BLOCK_ROWS) -> list[slice]:
     return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
-
 
 
 def _scan_fixed(layout: ColumnLayout, values: dict[str, Value], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -558,7 +548,7 @@ def _scan_fixed(layout: ColumnLayout, values: dict[str, Value], n: int) -> tuple
         raise DataError(f"the fixed part evaluates to NaN or infinity in {bad} row(s) (e.g. log of a non-positive value)")
     for j in range(P):
         _check_magnitude(float(big[j]), f"column {layout.names[j]!r} of the fixed part")
-    const &= first != 0  # an intercept, whatever its name (see constant_columns)
+    const &= first != 0  # one nonzero value on every row: an intercept, whatever its name
     shift = sums[:, 0].sum(axis=0) / n if const.any() else np.zeros(P)
     shift[const] = 0.0
     R = np.zeros((0, P))
