@@ -100,20 +100,22 @@ class Design:
     # terms' codes and values are None, and every use of the rows is a pass over ``source``
     source: Any = field(default=None, repr=False)
     n_rows: int | None = None
-    # in memory, X is evaluated from ``data`` when first asked for (:attr:`X`); a fit reads it block
-    # by block instead. Each block's column sums and absolute sums (blocks of ``_BLOCK_ROWS`` rows)
-    # recognise the rows the design was built on.
+    # in memory, X is built from the evaluated fixed-part variables (``_fixed_values``: the frame's
+    # own columns when no row was dropped) when first asked for (:attr:`X`); a fit reads it block by
+    # block instead. Each block's column sums and absolute sums (blocks of ``_BLOCK_ROWS`` rows)
+    # recognise the values the design was built from.
     _X: np.ndarray | None = field(default=None, repr=False)
     _X_sums: np.ndarray | None = field(default=None, repr=False)
+    _fixed_values: dict | None = field(default=None, repr=False)
 
     @property
     def X(self) -> np.ndarray | None:
         """The fixed-effects matrix of the rows used (None for data read in partitions).
 
-        In memory it is evaluated from ``data`` with the training coding when first asked for, and
-        kept: a fit does not ask (its pass over the rows evaluates blocks), so it holds no n x p copy.
+        In memory it is built from the evaluated variables when first asked for, and kept: a fit does
+        not ask (its pass over the rows builds blocks), so it holds no n x p copy.
         """
-        if self._X is None and self.in_memory and self.data is not None:
+        if self._X is None and self.in_memory and self._fixed_values is not None:
             out = np.empty((self.n, self.p))
             for b, sl in enumerate(_block_slices(self.n)):
                 out[sl] = self._fixed_block(b, sl)
@@ -121,14 +123,16 @@ class Design:
         return self._X
 
     def _fixed_block(self, b: int, sl: slice) -> np.ndarray:
-        """Rows ``sl`` (block ``b``) of X, evaluated from ``data``, checked against the block's sums."""
-        Xb = self.fixed_matrix(self.data.iloc[sl])
+        """Rows ``sl`` (block ``b``) of X, from the variables as evaluated on all the rows (so every
+        factor, type and transform is what the fit saw), checked against the block's sums."""
+        values = {k: v.take(sl) for k, v in self._fixed_values.items()}
+        Xb = self._fixed_layout.matrix(values, sl.stop - sl.start)[:, self._fixed_keep]
         total, size = self._X_sums[b]
         off = np.abs(Xb.sum(axis=0) - total) > 1e-9 * size + 1e-300
         if off.any():
             raise DataError(f"column {self.fixed_names[int(np.argmax(off))]!r} of the fixed part no longer has the "
-                            "values this design was built from: was the data frame changed in place after the fit? "
-                            "Refit on the data as they are now")
+                            "values this design was built from: were the data (the frame, or an array it wraps) "
+                            "changed in place after the fit? Refit on the data as they are now")
         return Xb
 
     @property
@@ -202,8 +206,8 @@ class Design:
                                  level_strings=tuple(t.level_strings[k] for k in keep) if t.level_strings else ()))
             columns.append(off + (keep[:, None] * t.q + np.arange(t.q)).ravel())
         n = int(sum(sizes[0])) if len(sizes) else self.n
-        sub = replace(self, y=None, _X=None, _X_sums=None, terms=terms, rows=None, data=None, weights=None, offset=None,
-                      messages=[], source=RowsElsewhere(description), n_rows=n)
+        sub = replace(self, y=None, _X=None, _X_sums=None, _fixed_values=None, terms=terms, rows=None, data=None,
+                      weights=None, offset=None, messages=[], source=RowsElsewhere(description), n_rows=n)
         return sub, (np.concatenate(columns) if columns else np.zeros(0, int)).astype(int)
 
     def block_of(self, frame: pd.DataFrame) -> "RowBlock":
@@ -868,7 +872,7 @@ def build_design(
         rows=frame.index, n_dropped=n_dropped, data=frame, weights=w_used, offset=total_offset,
         dropped_columns=dropped_names, messages=messages, _state=state, _levels=levels, _numeric=numeric,
         _fixed_layout=layout, _fixed_keep=keep_cols, weights_column=weights, offset_column=offset,
-        _X_sums=sums[:, :, keep_cols],
+        _X_sums=sums[:, :, keep_cols], _fixed_values={k: values[k] for k in layout.keys},
     )
 
 
@@ -929,6 +933,6 @@ def random_design_matrix(design: Design) -> sp.csr_matrix:
     [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
     """
     design.require_rows("the random-effects matrix Z")
-    block = RowBlock(design.X, design.y, None, [t.codes for t in design.terms], [t.values for t in design.terms],
+    block = RowBlock(np.zeros((design.n, 0)), design.y, None, [t.codes for t in design.terms], [t.values for t in design.terms],
                      design.rows)
     return block.random_matrix(design.term_offsets(), design.n_columns)

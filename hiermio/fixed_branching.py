@@ -434,7 +434,8 @@ def _coordinate_max(a: np.ndarray, c: np.ndarray, budget: float) -> tuple[float,
     # a flat top: its midpoint, where no level's options tie (ties weaken the dominance bound)
     pair = phi(ts[m: m + 2])
     if len(pair) == 2 and pair[1] >= pair[0] - 1e-12 * abs(pair[0]):
-        return float(0.5 * (ts[m] + ts[m + 1])), float(pair[0])
+        mid = 0.5 * (ts[m] + ts[m + 1])
+        return float(mid), float(phi(np.array([mid]))[0])  # the dual at the multiplier returned
     return float(ts[m]), float(pair[0])
 
 

@@ -115,6 +115,11 @@ class ColumnLayout:
     def n_columns(self) -> int:
         return len(self.names)
 
+    @property
+    def keys(self) -> set[str]:
+        """The variables :meth:`matrix` reads."""
+        return {part.key for parts in self.terms for part in parts}
+
     def matrix(self, values: dict[str, Value], n: int) -> np.ndarray:
         """The model matrix for values (factors coded on the training levels)."""
         out = np.empty((n, self.n_columns))

@@ -28,7 +28,6 @@ from .exceptions import DataError, HierMIOError
 from .newclusters import RULES, TermTraining, check_rule
 from .certificate import Certificate
 from .selection import BudgetRecord, SelectionProblem
-from .design import random_design_matrix
 
 if TYPE_CHECKING:
     from .reports import Summary
@@ -243,9 +242,10 @@ class MIOFit:
         d = self.design
         if not d.in_memory:
             return self._per_partition(d.source, lambda frame: self._block_fitted(frame, residual=False), "fitted")
-        Z = random_design_matrix(d)
-        off = d.offset if d.offset is not None else 0.0
-        return pd.Series(d.X @ self.beta + Z @ self.gamma + off, index=d.rows, name="fitted")
+        # block by block: the fixed-effects matrix is not built whole
+        parts = [self._linear(block) + (block.offset if block.offset is not None else 0.0)
+                 for block in d.row_blocks()]
+        return pd.Series(np.concatenate(parts), index=d.rows, name="fitted")
 
     def residuals(self) -> pd.Series | Any:
         """The response minus the fitted values (see :meth:`fitted` for data read in partitions)."""
@@ -257,11 +257,16 @@ class MIOFit:
     def _block_fitted(self, frame: pd.DataFrame, residual: bool) -> pd.Series:
         d = self.design
         block = d.block_of(frame)
-        linear = block.X @ self.beta + block.random_matrix(d.term_offsets(), d.n_columns) @ self.gamma
+        linear = self._linear(block)
         if residual:
             return pd.Series(block.y - linear, index=block.index, name="residuals")
         off = block.offset if block.offset is not None else 0.0
         return pd.Series(linear + off, index=block.index, name="fitted")
+
+    def _linear(self, block: Any) -> np.ndarray:
+        """X beta + Z gamma on a block of rows (no offset)."""
+        d = self.design
+        return block.X @ self.beta + block.random_matrix(d.term_offsets(), d.n_columns) @ self.gamma
 
     @staticmethod
     def _per_partition(source: Any, fn: Any, name: str) -> Any:

@@ -128,9 +128,49 @@ def test_non_finite_values_are_counted_over_every_block():
         build_design("y ~ np.log(z) + (1 | g)", df)
 
 
-def test_rows_changed_after_the_fit_are_refused_not_used():
-    df = _many_rows(n=1000)
+def _sorted_years(n=140_000, seed=2):
+    rng = np.random.default_rng(seed)
+    year = np.repeat(["y2019", "y2020", "y2021"], [60_000, 40_000, 40_000])  # the second block lacks y2019
+    code = np.where(np.arange(n) < 65_536, rng.choice(["10", "20", "x"], n), rng.choice(["x", "w"], n)).astype(object)
+    return pd.DataFrame({"y": rng.normal(size=n), "year": year, "code": code, "t": np.linspace(0, 800, n),
+                         "g": rng.integers(0, 50, n)})
+
+
+@pytest.mark.parametrize("formula, by_hand", [
+    # codes of a factor made from all the rows (R: 1, 2, 3), though a block lacks a level
+    ("y ~ as.numeric(factor(year)) + (1 | g)",
+     lambda df: pd.Categorical(df.year).codes + 1.0),
+    # a column's type is decided on all its rows (mostly text: a factor), not per block
+    ("y ~ code + (1 | g)",
+     lambda df: np.column_stack([(df.code == lv).to_numpy(float) for lv in sorted(df.code.unique())[1:]])),
+    # a magnitude is checked over all rows: exp(-t) underflows in the last block only
+    ("y ~ exp(-t) + (1 | g)", lambda df: np.exp(-df.t.to_numpy())),
+])
+def test_blocks_are_the_variables_evaluated_on_all_the_rows(formula, by_hand):
+    df = _sorted_years()
+    d = build_design(formula, df)
+    expected = np.column_stack([np.ones(len(df)), by_hand(df)])
+    np.testing.assert_array_equal(np.vstack([b.X for b in d.row_blocks()]), expected)
+    np.testing.assert_array_equal(d.X, expected)
+
+
+def test_a_level_only_in_dropped_rows_keeps_the_codes_of_all_rows():
+    # model.frame evaluates on every row, then drops the incomplete ones: s's levels include "a"
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"s": ["a"] + ["b"] * 150 + ["c"] * 150, "g": rng.integers(0, 10, 301)})
+    df["y"] = np.where(df.s == "c", 1.0, 0.0) + rng.normal(scale=0.1, size=301)
+    df.loc[0, "y"] = np.nan
+    d = build_design("y ~ I(as.numeric(factor(s)) == 2) + (1 | g)", df)  # 2 is "b"
+    np.testing.assert_array_equal(d.X[:, 1], (df.s[1:] == "b").to_numpy(float))
+    res = fit("y ~ I(as.numeric(factor(s)) == 2) + (1 | g)", df, 0, progress=False)
+    assert res.beta[1] < -0.9  # "b" rows are 1 lower than "c" rows
+
+
+def test_arrays_changed_after_the_fit_are_refused_not_used():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=1000)
+    df = pd.DataFrame({"x": x, "g": rng.integers(0, 30, 1000), "y": x + rng.normal(size=1000)}, copy=False)
     res = fit("y ~ x + (1 | g)", df, 3, progress=False)
-    res.design.data.loc[res.design.data.index[5], "x"] += 1.0  # in place, after the fit
+    x[5] += 1.0  # the array behind the frame's column, changed in place after the fit
     with pytest.raises(DataError, match="column 'x' of the fixed part no longer has the values"):
         res.fitted()
