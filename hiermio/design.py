@@ -125,8 +125,7 @@ class Design:
     def _fixed_block(self, b: int, sl: slice) -> np.ndarray:
         """Rows ``sl`` (block ``b``) of X, from the variables as evaluated on all the rows (so every
         factor, type and transform is what the fit saw), checked against the block's sums."""
-        values = {k: v.take(sl) for k, v in self._fixed_values.items()}
-        Xb = self._fixed_layout.matrix(values, sl.stop - sl.start)[:, self._fixed_keep]
+        Xb = _layout_rows(self._fixed_layout, self._fixed_values, sl)[:, self._fixed_keep]
         total, size = self._X_sums[b]
         off = np.abs(Xb.sum(axis=0) - total) > 1e-9 * size + 1e-300
         if off.any():
@@ -514,6 +513,11 @@ def _block_slices(n: int, rows: int = _BLOCK_ROWS) -> list[slice]:
     return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
 
 
+def _layout_rows(layout: ColumnLayout, values: dict[str, Value], sl: slice) -> np.ndarray:
+    """Rows ``sl`` of the matrix ``layout`` makes from ``values`` (evaluated on every row)."""
+    return layout.matrix({k: v.take(sl) for k, v in values.items()}, sl.stop - sl.start)
+
+
 def _scan_fixed(layout: ColumnLayout, values: dict[str, Value], n: int) -> tuple[np.ndarray, np.ndarray]:
     """The fixed part evaluated block by block, so that no n x p matrix is held: every value is
     checked (finite, of a usable magnitude), and returned are the R factor of the columns with all
@@ -532,16 +536,12 @@ def _scan_fixed(layout: ColumnLayout, values: dict[str, Value], n: int) -> tuple
     ([[1.414214, 0.0], [0.0, 1.414214]], [2.0, 200000002.0])
     """
     slices = _block_slices(n)
-
-    def block(sl: slice) -> np.ndarray:
-        return layout.matrix({k: v.take(sl) for k, v in values.items()}, sl.stop - sl.start)
-
     P = layout.n_columns
     sums, big, bad = np.zeros((len(slices), 2, P)), np.zeros(P), 0
     const = np.ones(P, dtype=bool)
     first = None
     for b, sl in enumerate(slices):
-        Xb = block(sl)
+        Xb = _layout_rows(layout, values, sl)
         bad += int((~np.isfinite(Xb)).any(axis=1).sum())
         absb = np.abs(Xb)
         big = np.fmax(big, absb.max(axis=0)) if len(Xb) else big
@@ -557,7 +557,7 @@ def _scan_fixed(layout: ColumnLayout, values: dict[str, Value], n: int) -> tuple
     shift[const] = 0.0
     R = np.zeros((0, P))
     for sl in slices:
-        R = np.linalg.qr(np.vstack([R, block(sl) - shift]), mode="r")
+        R = np.linalg.qr(np.vstack([R, _layout_rows(layout, values, sl) - shift]), mode="r")
     return R, sums
 
 
@@ -850,7 +850,8 @@ def build_design(
     total_offset = frame_values.total_offset(keep)
 
     layout = ColumnLayout.build(fixed_terms, values)
-    R, sums = _scan_fixed(layout, values, len(keep))
+    fixed_values = {k: values[k] for k in layout.keys}  # kept: X's blocks are made from them
+    R, sums = _scan_fixed(layout, fixed_values, len(keep))
     dropped = aliased_columns(R)
     keep_cols = np.array([j for j in range(layout.n_columns) if j not in dropped], dtype=int)
     dropped_names = tuple(layout.names[j] for j in dropped)
@@ -872,7 +873,7 @@ def build_design(
         rows=frame.index, n_dropped=n_dropped, data=frame, weights=w_used, offset=total_offset,
         dropped_columns=dropped_names, messages=messages, _state=state, _levels=levels, _numeric=numeric,
         _fixed_layout=layout, _fixed_keep=keep_cols, weights_column=weights, offset_column=offset,
-        _X_sums=sums[:, :, keep_cols], _fixed_values={k: values[k] for k in layout.keys},
+        _X_sums=sums[:, :, keep_cols], _fixed_values=fixed_values,
     )
 
 

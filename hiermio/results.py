@@ -241,32 +241,27 @@ class MIOFit:
         """
         d = self.design
         if not d.in_memory:
-            return self._per_partition(d.source, lambda frame: self._block_fitted(frame, residual=False), "fitted")
+            return self._per_partition(d.source, lambda frame: self._block_fitted(d.block_of(frame), residual=False),
+                                       "fitted")
         # block by block: the fixed-effects matrix is not built whole
-        parts = [self._linear(block) + (block.offset if block.offset is not None else 0.0)
-                 for block in d.row_blocks()]
-        return pd.Series(np.concatenate(parts), index=d.rows, name="fitted")
+        return pd.concat([self._block_fitted(block, residual=False) for block in d.row_blocks()])
 
     def residuals(self) -> pd.Series | Any:
         """The response minus the fitted values (see :meth:`fitted` for data read in partitions)."""
         d = self.design
         if not d.in_memory:
-            return self._per_partition(d.source, lambda frame: self._block_fitted(frame, residual=True), "residuals")
+            return self._per_partition(d.source, lambda frame: self._block_fitted(d.block_of(frame), residual=True),
+                                       "residuals")
         return pd.Series(self.design.y, index=self.design.rows) - self.fitted()
 
-    def _block_fitted(self, frame: pd.DataFrame, residual: bool) -> pd.Series:
+    def _block_fitted(self, block: Any, residual: bool) -> pd.Series:
+        """Fitted values (offset included) or residuals of a block of rows."""
         d = self.design
-        block = d.block_of(frame)
-        linear = self._linear(block)
+        linear = block.X @ self.beta + block.random_matrix(d.term_offsets(), d.n_columns) @ self.gamma
         if residual:
             return pd.Series(block.y - linear, index=block.index, name="residuals")
         off = block.offset if block.offset is not None else 0.0
         return pd.Series(linear + off, index=block.index, name="fitted")
-
-    def _linear(self, block: Any) -> np.ndarray:
-        """X beta + Z gamma on a block of rows (no offset)."""
-        d = self.design
-        return block.X @ self.beta + block.random_matrix(d.term_offsets(), d.n_columns) @ self.gamma
 
     @staticmethod
     def _per_partition(source: Any, fn: Any, name: str) -> Any:

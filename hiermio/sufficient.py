@@ -365,8 +365,8 @@ class CrossProducts:
 def cross_products(design: Design, progress: bool | None = None) -> CrossProducts:
     """One pass over the design's rows (in memory, or its source's partitions) for :class:`CrossProducts`.
 
-    In memory the shifts are the weighted means (what centring takes off); read in partitions, the
-    first partition's means, which are as good for the digits and need no extra pass.
+    The shifts are the first block's (or partition's) weighted means, which are as good for the
+    digits as the whole data's and need no extra pass.
     """
     shift, y_shift, intercept = _shifts(design)
     cp = design.map_blocks(lambda block: CrossProducts.of_block(block, shift, y_shift, design), CrossProducts.merge,
