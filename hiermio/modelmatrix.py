@@ -117,7 +117,14 @@ class ColumnLayout:
 
     @property
     def keys(self) -> set[str]:
-        """The variables :meth:`matrix` reads."""
+        """The variables :meth:`matrix` reads.
+
+        >>> from hiermio.formula import parse_formula
+        >>> from hiermio.variables import Value
+        >>> vals = {"x": Value("numeric", np.array([1.0, 2.0])), "z": Value("numeric", np.array([0.0, 1.0]))}
+        >>> sorted(ColumnLayout.build(parse_formula("y ~ x * z + (1 | g)").fixed_terms, vals).keys)
+        ['x', 'z']
+        """
         return {part.key for parts in self.terms for part in parts}
 
     def matrix(self, values: dict[str, Value], n: int) -> np.ndarray:
