@@ -23,7 +23,7 @@ import numpy as np
 
 from .exceptions import HierMIOError
 
-__all__ = ["FitControl", "MIN_RIDGE", "REFIT_RIDGE", "VECTOR_OPTIONS", "check_integer", "check_choice"]
+__all__ = ["FitControl", "MIN_RIDGE", "REFIT_RIDGE", "VECTOR_OPTIONS", "check_integer", "check_choice", "check_bool"]
 
 # Below this relative ridge weight the cluster effects of a full support and the intercept are
 # numerically indistinguishable (the profiled information on the fixed effects is singular to
@@ -76,7 +76,17 @@ def check_choice(value: Any, name: str, choices: tuple) -> Any:
     return value
 
 
-def _check_bool(value: Any, name: str) -> bool:
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a boolean, else an error naming ``name``: a string such as ``"no"`` is
+    truthy in Python and must not be read as True.
+
+    >>> check_bool(False, "refit")
+    False
+    >>> check_bool("no", "allow_new_levels")
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.HierMIOError: allow_new_levels must be True or False, got 'no'
+    """
     if not isinstance(value, (bool, np.bool_)):
         raise HierMIOError(f"{name} must be True or False, got {value!r}")
     return bool(value)
@@ -152,11 +162,11 @@ class FitControl:
         set_(self, "gap", _check_real(self.gap, "gap", lambda v: 0 <= v < 1, "in [0, 1)"))
         set_(self, "seed", check_integer(self.seed, "seed", 0, _MAX_SEED))
         set_(self, "threads", check_integer(self.threads, "threads", 1, 1024))
-        set_(self, "verbose", _check_bool(self.verbose, "verbose"))
-        set_(self, "certify", _check_bool(self.certify, "certify"))
+        set_(self, "verbose", check_bool(self.verbose, "verbose"))
+        set_(self, "certify", check_bool(self.certify, "certify"))
         set_(self, "enumerate_below", check_integer(self.enumerate_below, "enumerate_below", 0))
         check_choice(self.search, "search", ("auto", "fixed_effects", "outer_approximation"))
-        set_(self, "refit", _check_bool(self.refit, "refit"))
+        set_(self, "refit", check_bool(self.refit, "refit"))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

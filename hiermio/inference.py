@@ -189,7 +189,8 @@ def cluster_robust(fit: "MIOFit", cluster: str | None = None, selection_aware: b
         if correction.applied:
             B = B - correction.matrix
     n, k = d.n, A.shape[0]
-    c = G / (G - 1) * (n - 1) / max(n - k, 1)
+    # with no residual degrees of freedom the residuals are zero by construction, not by precision
+    c = G / (G - 1) * (n - 1) / (n - k) if n > k else np.nan
     bread = np.linalg.inv(B)
     V = c * bread @ (h.T @ h) @ bread
     return RobustCovariance((V + V.T) / 2, name, G, correction)

@@ -30,6 +30,27 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e5 else f"{x:.4e}"
 
 
+def _selected_levels_line(group: str, effects: pd.DataFrame, sizes: np.ndarray, show: int = 20) -> str:
+    """The summary's line of selected levels: each level with the sign of every coefficient it
+    has (``0`` where that coefficient was not selected) and its row count; "" if none is selected.
+
+    >>> eff = pd.DataFrame({"(Intercept)": [0.0, 2.0, 0.0], "Time": [-0.2, 0.1, 0.0]}, index=["a", "b", "c"])
+    >>> _selected_levels_line("Pig", eff, np.array([12, 12, 11]))
+    'Selected levels of Pig (signs of (Intercept), Time; rows): a (0 -, 12), b (+ +, 12)'
+    >>> _selected_levels_line("g", eff[["(Intercept)"]], np.array([5, 6, 7]))
+    'Selected levels of g (sign, rows): b (+, 6)'
+    """
+    values = effects.to_numpy()
+    on = (values != 0).any(axis=1)
+    if not on.any():
+        return ""
+    signs = np.where(values > 0, "+", np.where(values < 0, "-", "0"))
+    picks = [f"{lv} ({' '.join(sg)}, {n})" for lv, sg, n, sel in zip(effects.index, signs, sizes, on) if sel]
+    more = f", ... {len(picks) - show} more" if len(picks) > show else ""
+    what = "sign," if values.shape[1] == 1 else "signs of " + ", ".join(map(str, effects.columns)) + ";"
+    return f"Selected levels of {group} ({what} rows): {', '.join(picks[:show])}{more}"
+
+
 class Summary:
     """Printable lme4-style summary of an :class:`MIOFit`."""
 
@@ -99,16 +120,11 @@ class Summary:
         lines.append(tab.to_string(index=False))
         groups = ", ".join(f"{t.term.group_name}, {t.n_levels}" for t in d.group_terms)
         lines.append(f"Number of obs: {d.n}" + (f", groups:  {groups}" if groups else ""))
+        ranef = f.ranef()
         for t in d.group_terms:
-            k = d.terms.index(t)
-            eff = f._term_effects(k)
-            on = (eff != 0).any(axis=1).to_numpy()
-            sizes = t.level_sizes
-            picks = [f"{lv} ({'+' if e > 0 else '-'}, {n})" for lv, e, n, sel in
-                     zip(eff.index, eff.iloc[:, 0], sizes, on) if sel]
-            if picks:
-                more = f", ... {len(picks) - 20} more" if len(picks) > 20 else ""
-                lines.append(f"Selected levels of {t.term.group_name} (sign, rows): {', '.join(picks[:20])}{more}")
+            line = _selected_levels_line(t.term.group_name, ranef[t.term.group_name], t.level_sizes)
+            if line:
+                lines.append(line)
         if d.terms:
             icc = f.icc.dropna()
             if len(icc):
@@ -138,10 +154,10 @@ def ranking(fit: "MIOFit", stability: pd.DataFrame | None = None, reference=None
     freed, about n_k x deviation^2), so a large cluster with a moderate deviation outranks a tiny
     cluster with a large one. Columns: the level's rows (``size``); its refitted effects (one column
     per coefficient) and their model-based standard errors (``se ...``: sigma^2 (D'D)^{-1} on the
-    support; the cluster-robust ones are degenerate for a cluster's own effect); ``sign`` of the
-    first coefficient; ``selected``; ``gain`` (for an unselected level: what freeing it would buy);
-    ``frequency`` from :func:`hiermio.stability` when given; and ``lme4 ...``, the BLUPs of a
-    reference :func:`hiermio.lmer` fit, joined by level.
+    support; the cluster-robust ones are degenerate for a cluster's own effect); ``sign``: the
+    sign of each coefficient in column order (``"0 -"``: only the second is selected); ``selected``;
+    ``gain`` (for an unselected level: what freeing it would buy); ``frequency`` from
+    :func:`hiermio.stability` when given; and ``lme4 ...``, the BLUPs of a reference :func:`hiermio.lmer` fit, joined by level.
 
     >>> import hiermio as hm
     >>> fit = hm.fit("Reaction ~ Days + (1 | Subject)", hm.load_dataset("sleepstudy"), budget=3)
@@ -185,8 +201,10 @@ def ranking(fit: "MIOFit", stability: pd.DataFrame | None = None, reference=None
             for j, c in enumerate(t.coef_names):
                 frame[f"{c}{suffix}"] = eff.iloc[:, j].to_numpy()
                 frame[f"se {c}{suffix}"] = se[:, j]
-        first = fit._term_effects(ks[0]).iloc[:, 0].to_numpy()
-        frame["sign"] = np.where(first > 0, "+", np.where(first < 0, "-", ""))
+        # every coefficient's sign, as the summary lists them ("0 -": only the slope was selected)
+        effects = np.hstack([fit._term_effects(k).to_numpy() for k in ks])
+        signs = np.where(effects > 0, "+", np.where(effects < 0, "-", "0"))
+        frame["sign"] = [" ".join(row) if (row != "0").any() else "" for row in signs]
         frame["selected"] = np.any([(fit._term_effects(k) != 0).any(axis=1).to_numpy() for k in ks], axis=0)
         frame["gain"] = gains
         if stability is not None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .control import FitControl
+from .control import FitControl, check_bool, check_choice
 from .design import Design
 from .inference import RobustCovariance, cluster_robust
 from .exceptions import DataError, HierMIOError
@@ -123,12 +123,19 @@ class MIOFit:
 
     @property
     def df_residual(self) -> int:
+        """Rows minus fixed effects minus nonzero cluster effects (lm's ``df.residual``)."""
         return self.nobs - self.design.p - self.n_nonzero
+
+    @property
+    def saturated(self) -> bool:
+        """No residual degrees of freedom are left: the fit interpolates the rows, so sigma, every
+        standard error and every interval are undefined (NaN, as lm's with df 0)."""
+        return self.df_residual <= 0
 
     def robust(self, cluster: str | None = None, selection_aware: bool = True) -> RobustCovariance:
         """The cluster-robust covariance (:func:`hiermio.inference.cluster_robust`), computed once per
         cluster; ``selection_aware=False`` omits the selection's boundary correction."""
-        key = (cluster, bool(selection_aware))
+        key = (cluster, check_bool(selection_aware, "selection_aware"))
         if key not in self._robust_cache:
             self._robust_cache[key] = cluster_robust(self, cluster, selection_aware)
         return self._robust_cache[key]
@@ -152,12 +159,13 @@ class MIOFit:
         True
         """
         names = list(self.design.fixed_names)
+        check_choice(kind, "kind", ("robust", "support", "conditional"))
+        if self.saturated:  # residuals are zero by construction: a zero covariance would be a false precision
+            return pd.DataFrame(np.full((len(names), len(names)), np.nan), index=names, columns=names)
         if kind in ("robust", "support"):
             cov = self.robust(cluster, selection_aware=kind == "robust").cov
-        elif kind == "conditional":
-            cov = self.fixed_cov_unscaled * self.sigma**2
         else:
-            raise HierMIOError(f"kind must be 'robust', 'support' or 'conditional', got {kind!r}")
+            cov = self.fixed_cov_unscaled * self.sigma**2
         return pd.DataFrame(cov, index=names, columns=names)
 
     def confint(self, level: float = 0.95, kind: str = "robust", cluster: str | None = None,
@@ -175,6 +183,7 @@ class MIOFit:
 
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
             raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")
+        check_choice(kind, "kind", ("robust", "support", "conditional", "bootstrap"))
         lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
         fe = self.fixef()
         if kind == "bootstrap":
@@ -189,8 +198,9 @@ class MIOFit:
 
     @property
     def sigma(self) -> float:
-        """Residual standard deviation, sqrt(RSS / (n - p - nonzero effects))."""
-        return float(np.sqrt(self.rss / max(self.df_residual, 1)))
+        """Residual standard deviation, sqrt(RSS / (n - p - nonzero effects)); NaN for a
+        :attr:`saturated` fit."""
+        return float(np.sqrt(self.rss / self.df_residual)) if not self.saturated else np.nan
 
     def VarCorr(self) -> pd.DataFrame:  # noqa: N802 - lme4's name
         """Variance and correlation of the fitted cluster effects, and the residual variance."""
@@ -319,6 +329,9 @@ class MIOFit:
         >>> bool((fit.predict(new, allow_new_levels=True) == fit.predict(new, re_form="~0")).all())
         True
         """
+        allow_new_levels = check_bool(allow_new_levels, "allow_new_levels")
+        if new_levels is not None:
+            check_rule(new_levels)
         if newdata is None:
             fitted = self.fitted()  # a Series (pandas or dask), or an iterator of them, one per partition
             return (f.rename("predicted") for f in fitted) if isinstance(fitted, Iterator) else fitted.rename("predicted")
@@ -331,10 +344,8 @@ class MIOFit:
             options = dict(re_form=re_form, allow_new_levels=allow_new_levels, new_levels=new_levels,
                            cluster_features=cluster_features)
             return self._per_partition(as_source(newdata), lambda frame: self.predict(frame, **options), "predicted")
-        if new_levels is not None:
-            check_rule(new_levels)
         # naming a rule for new levels allows them, as allow_new_levels=True does (lme4's default: an error)
-        allow_new_levels = bool(allow_new_levels) or new_levels is not None
+        allow_new_levels = allow_new_levels or new_levels is not None
         new_levels = new_levels or "population"
         d = self.design
         population = _population_level(re_form)

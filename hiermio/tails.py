@@ -1,7 +1,11 @@
 """Sign-constrained cluster effects: the inner problem behind tail budgets.
 
 A tail budget ``{"(1 | school)": (3, 5)}`` flags at most 3 schools *below* the population and at
-most 5 *above* it (clusterMIO's ``lambda = c(worst, best)``). Each constrained column j becomes
+most 5 *above* it: ``(below, above)``. clusterMIO's ``lambda = c(worst, best)`` lists the positive
+tail first, so its ``c(3, 5)`` is ``(5, 3)`` here; and clusterMIO caps the signs of an
+unconstrained fit of the support, where the effects here are sign-constrained (a level selected
+above is fitted at 0 or more). Where the unconstrained signs respect the caps, both choose the same
+support. Each constrained column j becomes
 two selection coordinates, (j, below) and (j, above), with effects gamma_j <= 0 and >= 0; the
 two budgets count them separately. For s in [0, 1] per coordinate,
 

@@ -61,8 +61,10 @@ def test_confint_is_wald_on_clusters_minus_one_df():
     q = stats.t.ppf(0.95, 9)
     np.testing.assert_allclose(ci.iloc[:, 0], fit.fixef() - q * se)
     np.testing.assert_allclose(ci.iloc[:, 1], fit.fixef() + q * se)
-    with pytest.raises(hm.HierMIOError, match="kind must be 'robust', 'support' or 'conditional'"):
+    with pytest.raises(hm.HierMIOError, match=r"kind must be one of \['robust', 'support', 'conditional'\], got 'sandw"):
         fit.vcov("sandwich")
+    with pytest.raises(hm.HierMIOError, match=r"kind must be one of \[.*'bootstrap'\], got 'sandwich'"):
+        fit.confint(kind="sandwich")
     with pytest.raises(hm.HierMIOError, match="cluster must name a grouping factor"):
         fit.vcov(cluster="school")
 

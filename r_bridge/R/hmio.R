@@ -6,7 +6,7 @@
 #' @param formula An lme4 formula, e.g. \code{Reaction ~ Days + (Days | Subject)}.
 #' @param data A data frame.
 #' @param budget Whole number (every term), or a named list by term label or grouping factor. A
-#'   value \code{c(below, above)} is a tail budget (as clusterMIO's \code{lambda = c(worst, best)}):
+#'   value \code{c(below, above)} is a tail budget (clusterMIO's \code{lambda = c(worst, best)} lists the positive tail first: its \code{c(3, 5)} is \code{c(5, 3)} here):
 #'   at most \code{below} levels of that term with a negative effect and \code{above} with a positive
 #'   one, e.g. \code{list("(1 | school)" = c(3, 5))}.
 #' @param weights,offset As in \code{lme4::lmer}: prior weights and a known offset, each a column of

@@ -1,0 +1,121 @@
+"""Issue #25, the lead's cases: options read strictly, saturated fits, the selected levels' signs,
+and tail budgets beside clusterMIO's. Each test fails on the code before the fix."""
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hiermio as hm
+from hiermio.exceptions import HierMIOError, HierMIOWarning
+from reference import dense_least_squares, dense_ridge
+
+
+# ---------------------------------------------------------------------------------- options (7)
+@pytest.mark.parametrize("value", ["no", "False", 0, 1, None, "yes"])
+def test_predict_allow_new_levels_must_be_a_boolean(sleepstudy, value):
+    fit = hm.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, 3)
+    new = sleepstudy.head(2).assign(Subject=999)
+    # "no" was truthy and predicted the new subject at population level without a word
+    with pytest.raises(HierMIOError, match=f"allow_new_levels must be True or False, got {value!r}"):
+        fit.predict(new, allow_new_levels=value)
+    with pytest.raises(HierMIOError, match="allow_new_levels must be True or False"):
+        fit.predict(allow_new_levels=value)  # checked even when the training rows are predicted
+
+
+def test_vcov_kind_and_selection_aware_are_checked(sleepstudy):
+    fit = hm.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, 3)
+    with pytest.raises(HierMIOError, match=r"kind must be one of \['robust', 'support', 'conditional'\], got 'Robust'"):
+        fit.vcov("Robust")
+    with pytest.raises(HierMIOError, match="selection_aware must be True or False, got 'no'"):
+        fit.robust(selection_aware="no")
+
+
+# ---------------------------------------------------------------------------------- saturated fits (9)
+def _saturated_data():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(6), 2)
+    x = rng.normal(size=12)
+    return pd.DataFrame({"y": x + rng.normal(size=12) + g, "x": x, "g": g})
+
+
+def test_saturated_fit_gives_nan_standard_errors_with_a_warning():
+    df = _saturated_data()
+    with pytest.warns(HierMIOWarning, match="the fit is saturated: 12 rows, 2 fixed effects and 12 nonzero cluster "
+                                            "effects leave -2 residual degrees of freedom"):
+        fit = hm.fit("y ~ x + (1 + x | g)", df, 6, selection="cluster")
+    assert fit.df_residual == 12 - 2 - 12 and fit.saturated
+    # the fit itself interpolates the rows: numpy's least squares on [X : Z] leaves no residual
+    from hiermio.design import random_design_matrix
+    Z = random_design_matrix(fit.design).toarray()
+    A = np.hstack([fit.design.X, Z])
+    assert np.linalg.norm(A @ np.linalg.lstsq(A, df.y, rcond=None)[0] - df.y) < 1e-8
+    # lm's answer with no residual df: NaN, not a standard error of 1e-6 and an interval of zero width
+    assert np.isnan(fit.sigma)
+    for kind in ("robust", "support", "conditional"):
+        assert np.isnan(fit.vcov(kind).to_numpy()).all()
+        assert np.isnan(fit.confint(kind=kind).to_numpy()).all()
+    table = fit.summary().coefficients()
+    assert table["Std. Error"].isna().all() and table["Pr(>|t|)"].isna().all()
+    assert "the fit is saturated" in str(fit.summary())
+
+
+def test_one_residual_df_keeps_its_standard_errors():
+    df = _saturated_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HierMIOWarning)
+        fit = hm.fit("y ~ x + (1 | g)", df, 5)
+    cols = np.flatnonzero(fit.gamma)
+    rss, _, _ = dense_least_squares(fit.design, cols)
+    assert fit.df_residual == 12 - 2 - 5
+    np.testing.assert_allclose(fit.sigma, np.sqrt(rss / 5), rtol=1e-6)
+    assert np.isfinite(fit.vcov("conditional").to_numpy()).all()
+
+
+# ---------------------------------------------------------------------------------- selected levels' signs (13)
+def test_summary_lists_the_sign_of_every_selected_coefficient():
+    rng = np.random.default_rng(3)
+    g = np.repeat(list("abcdefgh"), 15)
+    x = np.tile(np.linspace(-1, 1, 15), 8)
+    shift = {"a": (3.0, -2.0), "b": (0.0, 2.5)}  # a: up, with a falling slope; b: a slope only
+    y = 1 + x + np.array([shift.get(k, (0, 0))[0] + shift.get(k, (0, 0))[1] * xi for k, xi in zip(g, x)])
+    df = pd.DataFrame({"y": y + 0.05 * rng.normal(size=len(y)), "x": x, "g": g})
+    fit = hm.fit("y ~ x + (1 + x | g)", df, 3)  # three columns of the term: a's two and b's slope
+    eff = fit.ranef()["g"]
+    line = next(ln for ln in str(fit.summary()).splitlines() if ln.startswith("Selected levels of g"))
+    assert line.startswith("Selected levels of g (signs of (Intercept), x; rows): ")
+    assert eff.loc["a", "x"] < 0 < eff.loc["a", "(Intercept)"]
+    for level in ("a", "b"):
+        signs = " ".join("+" if v > 0 else "-" if v < 0 else "0" for v in eff.loc[level])
+        assert f"{level} ({signs}, 15)" in line
+    assert fit.ranking()["g"].loc["a", "sign"] == "+ -"
+
+
+# ---------------------------------------------------------------------------------- tail budgets (11)
+def test_tail_budget_is_below_then_above_and_maps_to_clustermio_reversed(sleepstudy):
+    """clusterMIO's lambda = c(worst, best) caps the positive signs first, of an unconstrained fit of
+    the support. Its rule, brute-forced with an independent dense solver, chooses what hiermio's
+    (below, above) chooses with the pair reversed."""
+    formula = "Reaction ~ Days + (1 | Subject)"
+    design = hm.build_design(formula, sleepstudy)
+    mu = hm.default_mu(design, 1.0)
+    K = design.terms[0].n_levels
+
+    def clustermio_rule(worst: int, best: int) -> list:
+        top = (np.inf, ())
+        for size in range(worst + best + 1):
+            for cols in itertools.combinations(range(K), size):
+                value, _, gamma = dense_ridge(design, mu, list(cols))
+                if (gamma > 0).sum() <= worst and (gamma < 0).sum() <= best and value < top[0]:
+                    top = (value, cols)
+        return sorted(design.terms[0].levels[i] for i in top[1])
+
+    for below, above in ((1, 2), (2, 1)):
+        fit = hm.fit(formula, sleepstudy, {"(1 | Subject)": (below, above)})
+        chosen = fit.selected["(1 | Subject)"]
+        effects = fit.ranef()["Subject"]["(Intercept)"]
+        assert (effects < 0).sum() <= below and (effects > 0).sum() <= above
+        assert sorted(chosen) == clustermio_rule(worst=above, best=below)
+    assert clustermio_rule(2, 1) != clustermio_rule(1, 2)  # the order matters on this data
