@@ -118,10 +118,11 @@ def fit_for_r(formula: str, data: pd.DataFrame, budget: Any, **options: Any) -> 
     return export_for_r(fit_object(formula, data, budget, **options))
 
 
-def predict_for_r(res: MIOFit, newdata: pd.DataFrame, population: bool = False, allow_new_levels: bool = False,
+def predict_for_r(res: MIOFit, newdata: pd.DataFrame, re_form: Any = None, allow_new_levels: bool = False,
                   new_levels: str | None = None) -> list[float]:
     """:meth:`MIOFit.predict` for R's ``predict()``: the design of the new rows is built in Python,
-    with the training transforms, so R and Python give the same numbers for every formula.
+    with the training transforms, so R and Python give the same numbers for every formula. R sends
+    ``re.form`` as None, "~0" or the formula's text.
 
     >>> import hiermio as hm
     >>> df = hm.load_dataset("sleepstudy")
@@ -129,8 +130,7 @@ def predict_for_r(res: MIOFit, newdata: pd.DataFrame, population: bool = False, 
     >>> predict_for_r(res, df.head(1)) == res.predict(df.head(1)).tolist()
     True
     """
-    out = res.predict(newdata, re_form="~0" if population else None, allow_new_levels=bool(allow_new_levels),
-                      new_levels=new_levels)
+    out = res.predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, new_levels=new_levels)
     return [float(v) for v in out.to_numpy()]
 
 
