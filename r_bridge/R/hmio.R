@@ -48,18 +48,20 @@ hmio <- function(formula, data, budget, weights = NULL, offset = NULL, REML = NU
   sent <- .model_data(formula, rows$data, .extra_columns(rows, options))
   if (is.list(budget)) budget <- reticulate::dict(budget)
   py_fit <- .py(do.call(.hm$bridge$fit_object, c(list(formula, sent, budget), rows$options, .py_options(options))))
-  .as_hmio(py_fit, call, rows$data)
+  .as_hmio(py_fit, call, rows)
 }
 
 # An R object for a Python fit: what lme4's generics read, with the Python handle for predict() and
 # the rows (and columns) of data the fit used, for fitted(), residuals() and model.frame().
-.as_hmio <- function(py_fit, call, data) {
+.as_hmio <- function(py_fit, call, rows) {
+  data <- rows$data
   out <- .deep_r(.py(.hm$bridge$export_for_r(py_fit)))
   out$fixef_vec <- stats::setNames(as.numeric(unlist(out$fixef$values)), unlist(out$fixef$names))
   out$ranef_frames <- lapply(out$ranef, .frame)
   out$coef_frames <- lapply(out$coef, .frame)
   out$py <- py_fit
   out$call <- call
+  out$offset <- rows$offset  # the offset= argument, evaluated again on new rows by predict()
   used <- .deep_r(.py(.hm$bridge$rows_for_r(py_fit)))
   rows <- as.integer(unlist(used$rows))
   cols <- intersect(unlist(used$columns), names(data))
@@ -124,7 +126,9 @@ print.VarCorr.hmio <- function(x, ...) {
 #' The new rows' design is built by the Python side with the training transforms (\code{scale()},
 #' \code{poly()}, splines, factor levels), so R and Python give the same numbers. As in lme4,
 #' a level not seen in training is an error unless \code{allow.new.levels = TRUE} (population level)
-#' or a \code{new.levels} rule is given: "population", "soft", "hard" or "features".
+#' or a \code{new.levels} rule is given: "population", "soft", "hard" or "features". The fit's
+#' \code{offset} argument is evaluated on \code{newdata} (as \code{predict.lm} does), so it must be a
+#' column of the data or an expression of its columns.
 #' @param object An \code{hmio} fit.
 #' @param newdata A data frame (the training rows when missing).
 #' @param re.form As in lme4: \code{NULL} for every random term; \code{NA}, \code{~0} or
@@ -148,8 +152,10 @@ predict.hmio <- function(object, newdata, re.form = NULL, allow.new.levels = FAL
     return(stats::setNames(as.numeric(unlist(pred)), rownames(object$model_frame)))
   }
   newdata <- as.data.frame(newdata)
+  if (!is.null(object$offset)) newdata$.hiermio_offset <- .offset_for(object$offset, newdata)
   # the columns re.form names travel too, so that a term the model lacks is named as such
-  sent <- .model_data(object$formula, newdata, if (inherits(re.form, "formula")) all.vars(re.form), response = FALSE)
+  sent <- .model_data(object$formula, newdata, c(".hiermio_offset", if (inherits(re.form, "formula")) all.vars(re.form)),
+                      response = FALSE)
   pred <- .py(.hm$bridge$predict_for_r(object$py, sent, re_form, allow.new.levels, new.levels))
   stats::setNames(as.numeric(unlist(pred)), rownames(newdata))
 }

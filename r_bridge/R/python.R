@@ -120,7 +120,8 @@ hiermio_available <- function() {
 # in data and then in `env` (where the user's call was made). weights and offset are taken on all
 # the rows, then subset keeps rows (as model.frame does). They travel to Python as columns of the
 # data, so folds, resamples and half-samples split them with their rows.
-# Returns the data (subset, the vectors as columns) and the options naming those columns.
+# Returns the data (subset, the vectors as columns), the options naming those columns, and the
+# offset's expression with the environment to evaluate it in, for predict() on new rows.
 .row_args <- function(data, weights, offset, subset, env) {
   data <- as.data.frame(data)
   n <- nrow(data)
@@ -150,7 +151,20 @@ hiermio_available <- function() {
     data <- data[keep, , drop = FALSE]
     if (nrow(data) == 0L) stop("subset keeps no rows", call. = FALSE)
   }
-  list(data = data, options = options)
+  list(data = data, options = options, offset = if (!is.null(options[["offset"]])) list(expr = offset, env = env))
+}
+
+# The offset= argument of a fit, evaluated on new rows (as predict.lm does; lme4 ignores it there):
+# a column of newdata or an expression of its columns.
+.offset_for <- function(offset, newdata) {
+  v <- tryCatch(eval(offset$expr, newdata, offset$env), error = function(e)
+    stop("the fit's offset = ", paste(deparse(offset$expr), collapse = " "), " cannot be evaluated on newdata: ",
+         conditionMessage(e), call. = FALSE))
+  if (!is.numeric(v) || length(v) != nrow(newdata))
+    stop("the fit's offset = ", paste(deparse(offset$expr), collapse = " "), " gives ", length(v), " values for the ",
+         nrow(newdata), " rows of newdata; fit with an offset that is a column of data (or an expression of its ",
+         "columns) to predict new rows", call. = FALSE)
+  as.double(v)
 }
 
 # The columns besides the formula's that Python reads: the weights and offset (from .row_args()) and

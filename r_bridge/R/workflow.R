@@ -41,7 +41,7 @@ hmio_cv <- function(formula, data, budgets = "auto", ridges = NULL, folds = 5, r
   best_ridge <- res$best_ridge
   structure(list(table = .table(.deep_r(res$table)), budget = as.integer(res$best_budget),
                  ridge = if (is.null(best_ridge)) NULL else as.numeric(best_ridge), rule = rule, scheme = scheme,
-                 fit = .as_hmio(res$fit, match.call(), rows$data)), class = "hmio_cv")
+                 fit = .as_hmio(res$fit, match.call(), rows)), class = "hmio_cv")
 }
 
 #' @export

@@ -121,6 +121,10 @@ test_that("weights, offset and subset are read the same way by every entry point
   ols <- lm(Reaction ~ Days, d, weights = w, subset = Days > 0, offset = 2 * Days)
   expect_equal(unname(fixef(fit)), unname(coef(ols)), tolerance = 1e-8)
   expect_equal(nobs(fit), sum(d$Days > 0))
+  # predict() evaluates the offset argument on the new rows, as predict.lm does
+  expect_equal(unname(predict(fit, d[c(1, 60), ])), unname(predict(ols, d[c(1, 60), ])), tolerance = 1e-8)
+  by_vector <- hmio(f, d, budget = 0, offset = 2 * d$Days)
+  expect_error(predict(by_vector, d[1:2, ]), "the fit's offset = 2 \\* d\\$Days gives 180 values for the 2 rows of newdata")
   cmp <- compare_lmer(f, d, budget = 2, weights = w, subset = Subject != "308")
   expect_equal(fixef(cmp$lmer), fixef(lmer(f, d, weights = w, subset = Subject != "308")), tolerance = 1e-8)
   expect_equal(nobs(cmp$mio), sum(d$Subject != "308"))
