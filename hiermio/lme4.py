@@ -394,15 +394,19 @@ class LmerFit:
         return pd.Series(out, name="icc", dtype=float)
 
     def predict(self, newdata: pd.DataFrame, re_form: Any = None, allow_new_levels: bool = True) -> pd.Series:
-        """lme4's ``predict(fit, newdata, re.form, allow.new.levels)``."""
+        """lme4's ``predict(fit, newdata, re.form, allow.new.levels)``; ``re_form`` as in
+        :meth:`hiermio.MIOFit.predict` (None, population level, or a formula of random terms)."""
+        from .results import _re_form_terms  # the one reading of re.form, shared with MIO's predict
+
         self._need_fit()
+        chosen = _re_form_terms(re_form)
         cols = _used_columns(self.formula, newdata, need_response=False)
         try:
             with _r_session() as R:
                 ro = R["ro"]
                 kw = {"newdata": _to_r_frame(newdata, cols), "allow.new.levels": allow_new_levels}
-                if re_form is not None:
-                    kw["re.form"] = ro.NA_Logical
+                if chosen is not None:
+                    kw["re.form"] = ro.Formula(" ".join(re_form.split())) if chosen else ro.NA_Logical
                 pred = np.asarray(ro.r["predict"](self._r_fit, **kw), dtype=float)
         except Exception as exc:
             raise HierMIOError(f"lme4 could not predict: {exc}") from exc

@@ -31,7 +31,7 @@ from .exceptions import HierMIOWarning
 from .lme4 import lmer_status  # noqa: F401 - R's compare_lmer decides lme4's status with it
 from .results import MIOFit
 
-__all__ = ["fit_for_r", "fit_object", "export_fit", "export_for_r", "predict_for_r"]
+__all__ = ["fit_for_r", "fit_object", "export_fit", "export_for_r", "predict_for_r", "columns_for_r"]
 
 
 def _whole(value: Any) -> Any:
@@ -118,10 +118,11 @@ def fit_for_r(formula: str, data: pd.DataFrame, budget: Any, **options: Any) -> 
     return export_for_r(fit_object(formula, data, budget, **options))
 
 
-def predict_for_r(res: MIOFit, newdata: pd.DataFrame, population: bool = False, allow_new_levels: bool = False,
+def predict_for_r(res: MIOFit, newdata: pd.DataFrame, re_form: Any = None, allow_new_levels: bool = False,
                   new_levels: str | None = None) -> list[float]:
     """:meth:`MIOFit.predict` for R's ``predict()``: the design of the new rows is built in Python,
-    with the training transforms, so R and Python give the same numbers for every formula.
+    with the training transforms, so R and Python give the same numbers for every formula. R sends
+    ``re.form`` as None, "~0" or the formula's text.
 
     >>> import hiermio as hm
     >>> df = hm.load_dataset("sleepstudy")
@@ -129,9 +130,34 @@ def predict_for_r(res: MIOFit, newdata: pd.DataFrame, population: bool = False, 
     >>> predict_for_r(res, df.head(1)) == res.predict(df.head(1)).tolist()
     True
     """
-    out = res.predict(newdata, re_form="~0" if population else None, allow_new_levels=bool(allow_new_levels),
-                      new_levels=new_levels)
+    out = res.predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels, new_levels=new_levels)
     return [float(v) for v in out.to_numpy()]
+
+
+def columns_for_r(formula: str, columns: list[str], response: bool = True) -> dict[str, list[str]]:
+    """The columns of an R data frame that ``formula`` reads, in the data's order, and those among
+    them that only group (R sends a Date grouping factor as ``factor()`` spells its levels, a Date
+    covariate as its number, as lme4 reads them). R sends only these columns: one the formula does
+    not use is none of the model's business, whatever its class.
+
+    With ``response`` (a fit), a column the formula names but the data lack is the fit's own error,
+    raised before any data crosses.
+
+    >>> columns_for_r("y ~ log(x) + (1 | g)", ["when", "g", "x", "y"])
+    {'columns': ['g', 'x', 'y'], 'groups': ['g']}
+    """
+    from .design import _check_columns, required_columns
+    from .formula import parse_formula
+    from .variables import referenced_columns
+
+    parsed = parse_formula(formula)
+    needed = required_columns(parsed, response=response)
+    if response:
+        _check_columns(needed, pd.DataFrame(columns=list(columns)))
+    names = set().union(*needed.values())
+    values = set().union(*(v for k, v in needed.items() if not k.startswith("random term")),
+                         *(referenced_columns(t.lhs) for t in parsed.random))
+    return {"columns": [c for c in columns if c in names], "groups": [c for c in columns if c in names - values]}
 
 
 # ---------------------------------------------------------------------------------- R's generics and workflow

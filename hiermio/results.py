@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 
 from .control import FitControl, check_bool, check_choice
-from .design import Design
+from .design import Design, required_columns
 from .inference import RobustCovariance, cluster_robust
-from .exceptions import DataError, HierMIOError
+from .exceptions import DataError, FormulaError, HierMIOError
+from .formula import RandomTerm, parse_formula
+from .modelmatrix import ColumnLayout
 from .newclusters import RULES, TermTraining, check_rule
 from .certificate import Certificate
 from .selection import BudgetRecord, SelectionProblem
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
     from .reports import Summary
 
 __all__ = ["MIOFit"]
-
-_POPULATION = (False, "NA", "~0", "~ 0", 0)
 
 
 @dataclass
@@ -299,6 +299,35 @@ class MIOFit:
                             effects=self._term_effects(k).to_numpy(), group=t.term.group, depth=self.tree_depth,
                             cache=self._rule_cache)
 
+    def _kept_coefficients(self, chosen: "tuple[RandomTerm, ...] | None", re_form: Any,
+                           data: pd.DataFrame) -> list[np.ndarray]:
+        """Per random term of the model, which of its coefficients ``re_form`` keeps (0/1 floats).
+
+        lme4 matches ``re.form`` by grouping factor and coefficient name: ``~(1 | Subject)`` on a
+        model with ``(Days | Subject)`` keeps the Subject intercepts only. A grouping factor or a
+        coefficient the model does not have is an error, as in lme4.
+        """
+        d = self.design
+        if chosen is None:
+            return [np.ones(t.q) for t in d.terms]
+        names_by_group: dict[str, set[str]] = {}
+        for t in d.terms:
+            names_by_group.setdefault(t.term.group_name, set()).update(t.coef_names)
+        wanted: dict[str, set[str]] = {}
+        for term in chosen:
+            g = term.group_name
+            if g not in names_by_group:
+                raise HierMIOError(f"re_form={re_form!r} names the grouping factor {g!r}, which is not in the model "
+                                   f"(its grouping factors: {sorted(names_by_group)})")
+            values = d._new_values(list(term.terms.variables), data.iloc[:1], f"re_form term {term.label}")
+            names = ColumnLayout.build(term.terms, values).names
+            extra = [c for c in names if c not in names_by_group[g]]
+            if extra:
+                raise HierMIOError(f"re_form={re_form!r}: term {term.label} has coefficient(s) {extra} that the "
+                                   f"model's terms for {g!r} do not have ({sorted(names_by_group[g])})")
+            wanted.setdefault(g, set()).update(names)
+        return [np.array([c in wanted.get(t.term.group_name, ()) for c in t.coef_names], dtype=float) for t in d.terms]
+
     def predict(
         self,
         newdata: Any = None,
@@ -312,8 +341,10 @@ class MIOFit:
         ``newdata`` read in partitions (a dask DataFrame, a parquet path, chunks) gives a lazy dask
         Series or an iterator of pandas Series, one per partition.
 
-        ``re_form=None`` uses the cluster effects of known levels; ``re_form="~0"`` (or ``NA`` /
-        ``False``) predicts at population level. Rows of levels not seen in training get, by
+        ``re_form`` is lme4's ``re.form``: None uses every random term; ``"~0"`` (or ``NA`` /
+        ``False`` / ``"NA"``) predicts at population level; a formula of random terms, such as
+        ``"~(1 | Subject)"``, uses the coefficients it names of the model's terms with the same
+        grouping factor (matched as lme4 matches them). Rows of levels not seen in training get, by
         ``new_levels``: ``"population"`` no cluster effect (lme4's answer), ``"soft"`` the tree's
         class probabilities times the training effects, ``"hard"`` the most probable cluster's
         effect, ``"features"`` a regression tree on cluster-level features (the cluster means of
@@ -329,10 +360,15 @@ class MIOFit:
         >>> bool((fit.predict(new, allow_new_levels=True) == fit.predict(new, re_form="~0")).all())
         True
         """
+        # every option validated first, also when newdata is missing
+        chosen = _re_form_terms(re_form)
         allow_new_levels = check_bool(allow_new_levels, "allow_new_levels")
         if new_levels is not None:
             check_rule(new_levels)
         if newdata is None:
+            if chosen is not None:  # the training rows, with the terms re_form keeps
+                self.design.require_rows("predict() with re_form and without newdata")
+                return self.predict(self.design.data, re_form=re_form)
             fitted = self.fitted()  # a Series (pandas or dask), or an iterator of them, one per partition
             return (f.rename("predicted") for f in fitted) if isinstance(fitted, Iterator) else fitted.rename("predicted")
         if not isinstance(newdata, pd.DataFrame):
@@ -348,16 +384,19 @@ class MIOFit:
         allow_new_levels = allow_new_levels or new_levels is not None
         new_levels = new_levels or "population"
         d = self.design
-        population = _population_level(re_form)
-        used = d.required_columns(random=not population)
-        missing = [c for c in used if c not in newdata.columns]
+        kept = self._kept_coefficients(chosen, re_form, newdata)
+        used = set(d.required_columns(random=False))
+        for k, t in enumerate(d.terms):
+            if kept[k].any():
+                used |= set(required_columns(d.formula, response=False)[f"random term {t.term.label}"])
+        missing = [c for c in sorted(used) if c not in newdata.columns]
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")
         X = d.fixed_matrix(newdata)
         pred = X @ self.beta + d.offset_for(newdata)
-        if population:
-            return pd.Series(pred, index=newdata.index, name="predicted")
         for k, t in enumerate(d.terms):
+            if not kept[k].any():
+                continue
             codes, labels = d.group_codes(k, newdata)
             if (labels == None).any():  # noqa: E711 - elementwise on an object array
                 raise DataError(f"newdata has missing values in grouping factor {t.term.group!r}")
@@ -372,7 +411,8 @@ class MIOFit:
             if unseen.any() and new_levels != "population":  # the population: no effect, as lme4
                 row_eff[unseen] = RULES[new_levels].effects(self._training(k), X[unseen], newdata[unseen],
                                                             labels[unseen], cluster_features)
-            pred = pred + np.einsum("ij,ij->i", d.term_values(k, newdata), row_eff)
+            values = d.term_values(k, newdata) * kept[k]  # the coefficients re_form leaves out count 0
+            pred = pred + np.einsum("ij,ij->i", values, row_eff)
         return pd.Series(pred, index=newdata.index, name="predicted")
 
     # ------------------------------------------------------------------ reports
@@ -406,13 +446,34 @@ class MIOFit:
                 f"{self.certificate.status}, gap {100 * self.certificate.gap:.3g}%>")
 
 
-def _population_level(re_form: Any) -> bool:
-    """lme4's ``re.form``: None uses every random term, ``~0`` / ``NA`` none; nothing else is taken."""
+def _re_form_terms(re_form: Any) -> "tuple[RandomTerm, ...] | None":
+    """lme4's ``re.form``, read: None keeps every random term, ``()`` none (``~0``, ``NA``, ``False``:
+    population level), else the random terms the formula names. Anything else is an error.
+
+    >>> [t.label for t in _re_form_terms("~ (1 | a) + (1 | b)")], _re_form_terms("~0"), _re_form_terms(None)
+    (['(1 | a)', '(1 | b)'], (), None)
+    """
     if re_form is None:
-        return False
-    if isinstance(re_form, float) and np.isnan(re_form):
-        return True
-    if isinstance(re_form, (str, bool, int, np.bool_)) and re_form in _POPULATION:
-        return True
-    raise HierMIOError(f"re_form must be None (every random term) or '~0' / NA / False (population level), "
-                       f"got {re_form!r}")
+        return None
+    if isinstance(re_form, (bool, np.bool_)) and not re_form:
+        return ()
+    if isinstance(re_form, (float, np.floating)) and np.isnan(re_form):
+        return ()
+    problem = ""
+    if isinstance(re_form, str):
+        text = " ".join(re_form.split())
+        if text == "NA":
+            return ()
+        if text.startswith("~"):
+            try:
+                parsed = parse_formula(f"re_form {text}")  # a response makes it a model formula
+            except FormulaError as exc:
+                problem = f" ({exc})"
+            else:
+                fixed = parsed.fixed_node is None or parsed.fixed == "0"
+                if fixed and (parsed.random or parsed.fixed == "0"):
+                    return parsed.random
+                if not fixed:
+                    problem = f" (it has the fixed term(s) {parsed.fixed!r}; re_form names random terms only)"
+    raise HierMIOError(f"re_form must be None (every random term), '~0' / NA / False (population level) or a formula "
+                       f"of the model's random terms such as '~(1 | g)', got {re_form!r}{problem}")

@@ -4,28 +4,39 @@
 #' are captured, and an lme4 failure is reported, not raised.
 #' @param formula An lme4 formula.
 #' @param data A data frame.
-#' @param budget MIO budget: a whole number, a named list, or "cv" (cross-validated in Python).
+#' @param budget MIO budget: a whole number, a named list, or "cv" (cross-validated in Python on
+#'   the same rows, weights and offset, with the options in \code{...}).
 #' @param REML Passed to \code{lme4::lmer}.
-#' @param weights Prior weights for both fits: a column of \code{data} (unquoted) or one number per row.
+#' @param weights,offset,subset For both fits, as in \code{\link{hmio}}: a column of \code{data}
+#'   (unquoted), an expression of its columns, or a vector with one value per row.
 #' @param ... Further arguments to \code{hmio}.
 #' @return An object of class \code{hmio_compare}.
 #' @examples
 #' if (hiermio_available()) compare_lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff2, budget = 2)
 #' @export
-compare_lmer <- function(formula, data, budget = 5, REML = TRUE, weights = NULL, ...) {
-  data <- as.data.frame(data)
-  w <- eval(substitute(weights), data, parent.frame())
+compare_lmer <- function(formula, data, budget = 5, REML = TRUE, weights = NULL, offset = NULL, subset = NULL, ...) {
+  budget <- .check_budget(budget, cv = TRUE)
+  rows <- .row_args(data, substitute(weights), substitute(offset), substitute(subset), parent.frame())
+  f <- .formula_string(formula)
+  options <- list(...)
   if (identical(budget, "cv")) {
-    f <- .formula_string(formula)
-    chosen <- .py(.hm$module$cv(f, .to_pandas(data)))
+    # the budget the same fit would get from hmio_cv(): the same rows, weights, offset and options
+    sent <- .model_data(f, rows$data, .extra_columns(rows, options))
+    # the folds screen, as Python's compare does; the chosen budget's fit below follows `certify`
+    cv_options <- .py_options(options[setdiff(names(options), "certify")])
+    chosen <- .py(do.call(.hm$module$cv, c(list(f, sent, progress = FALSE), rows$options, cv_options)))
     budget <- as.integer(chosen$best_budget_)
   }
-  mio <- hmio(formula, data, budget = budget, weights = w, ...)
+  call <- match.call()
+  call[[1L]] <- quote(hmio)
+  call$REML <- NULL
+  call$budget <- budget
+  mio <- .hmio_fit(f, rows, budget, call, options)
+  data <- rows$data
   warns <- character(0); msgs <- character(0)
-  data$.hiermio_weights <- w
-  lmer_call <- if (is.null(w)) quote(lme4::lmer(formula, data = data, REML = REML))
-               else quote(lme4::lmer(formula, data = data, REML = REML, weights = .hiermio_weights))
-  ref <- tryCatch(withCallingHandlers(eval(lmer_call),
+  lmer_formula <- if (inherits(formula, "formula")) formula else stats::as.formula(f)
+  ref <- tryCatch(withCallingHandlers(.lmer_fit(lmer_formula, data, REML, data[[".hiermio_weights"]],
+                                                        data[[".hiermio_offset"]]),
                     warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
                     message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
                   error = function(e) e)
@@ -55,4 +66,15 @@ print.hmio_compare <- function(x, ...) {
   print(x$table, digits = 5)
   if (length(x$messages)) cat("lme4 says:", paste0("\n  ", x$messages), "\n")
   invisible(x)
+}
+
+# lme4::lmer on the rows, weights and offset MIO used (they are columns of data). lme4 looks up
+# variables named weights and offset in the frame that calls it and copies them into the formula's
+# environment: it is called from here, where they are the vectors, with an environment of its own.
+.lmer_fit <- function(formula, data, REML, weights = NULL, offset = NULL) {
+  environment(formula) <- new.env(parent = environment(formula))
+  args <- list(formula = formula, data = quote(data), REML = REML)
+  if (!is.null(weights)) args$weights <- quote(.hiermio_weights)
+  if (!is.null(offset)) args$offset <- quote(.hiermio_offset)
+  eval(as.call(c(quote(lme4::lmer), args)))
 }

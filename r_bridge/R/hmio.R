@@ -9,8 +9,10 @@
 #'   value \code{c(below, above)} is a tail budget (clusterMIO's \code{lambda = c(worst, best)} lists the positive tail first: its \code{c(3, 5)} is \code{c(5, 3)} here):
 #'   at most \code{below} levels of that term with a negative effect and \code{above} with a positive
 #'   one, e.g. \code{list("(1 | school)" = c(3, 5))}.
-#' @param weights,offset As in \code{lme4::lmer}: prior weights and a known offset, each a column of
-#'   \code{data} (unquoted) or one number per row. \code{offset()} terms in the formula work too.
+#' @param weights,offset,subset As in \code{lme4::lmer}: prior weights, a known offset and the rows
+#'   to use, each a column of \code{data} (unquoted), an expression of its columns, or a vector with
+#'   one value per row (\code{subset}: logical, or row numbers). \code{offset()} terms in the
+#'   formula work too.
 #' @param REML Accepted for lme4 users' calls; it has no meaning here and is ignored with a warning.
 #' @param ... Options of the fit, validated by hiermio's one control object (\code{FitControl}):
 #'   \code{ridge} (1; the selection's ridge, relative to the median per-level z'z), \code{selection} ("column": a budget
@@ -19,6 +21,10 @@
 #'   \code{enumerate_below}, \code{search} ("auto": branch on the fixed effects when every cluster effect belongs to
 #'   one grouping factor or to nested ones, else SCIP's outer approximation; or "fixed_effects", "outer_approximation"). A misspelt
 #'   option is an error that names it.
+#' @details Only the columns of \code{data} the model reads are sent to Python, so a column of any
+#'   class the formula does not use is ignored, as in lme4. A Date, POSIXct or difftime column the
+#'   formula uses is read as lme4 reads it: as a number (days, seconds, its units) in the fixed part
+#'   or a random slope, by its dates' text as a grouping factor.
 #' @return An object of class \code{hmio}.
 #' @examples
 #' if (hiermio_available()) {
@@ -28,45 +34,41 @@
 #' predict(fit, sleepstudy[1:3, ], re.form = NA)
 #' }
 #' @export
-hmio <- function(formula, data, budget, weights = NULL, offset = NULL, REML = NULL, ...) {
+hmio <- function(formula, data, budget, weights = NULL, offset = NULL, REML = NULL, subset = NULL, ...) {
   if (!is.null(REML))
     warning("REML has no meaning for hiermio: the fit is penalised least squares with no variance components ",
             "to estimate, so REML = ", deparse(REML), " is ignored", call. = FALSE)
-  formula <- .formula_string(formula)
+  budget <- .check_budget(budget)
+  rows <- .row_args(data, substitute(weights), substitute(offset), substitute(subset), parent.frame())
+  .hmio_fit(.formula_string(formula), rows, budget, match.call(), list(...))
+}
+
+# The fit behind hmio() and compare_lmer(): `rows` from .row_args(), `budget` checked.
+.hmio_fit <- function(formula, rows, budget, call, options) {
+  sent <- .model_data(formula, rows$data, .extra_columns(rows, options))
   if (is.list(budget)) budget <- reticulate::dict(budget)
-  data <- as.data.frame(data)
-  # weights and offset as lme4 takes them: a column of data (unquoted) or one number per row
-  w <- eval(substitute(weights), data, parent.frame())
-  off <- eval(substitute(offset), data, parent.frame())
-  extra <- list()
-  if (!is.null(w)) { data[[".hiermio_weights"]] <- .per_row(w, data, "weights"); extra$weights <- ".hiermio_weights" }
-  if (!is.null(off)) { data[[".hiermio_offset"]] <- .per_row(off, data, "offset"); extra$offset <- ".hiermio_offset" }
-  py_fit <- .py(do.call(.hm$bridge$fit_object, c(list(formula, .to_pandas(data), budget), extra, list(...))))
-  .as_hmio(py_fit, match.call(), data)
+  py_fit <- .py(do.call(.hm$bridge$fit_object, c(list(formula, sent, budget), rows$options, .py_options(options))))
+  .as_hmio(py_fit, call, rows)
 }
 
 # An R object for a Python fit: what lme4's generics read, with the Python handle for predict() and
 # the rows (and columns) of data the fit used, for fitted(), residuals() and model.frame().
-.as_hmio <- function(py_fit, call, data) {
+.as_hmio <- function(py_fit, call, rows) {
+  data <- rows$data
   out <- .deep_r(.py(.hm$bridge$export_for_r(py_fit)))
   out$fixef_vec <- stats::setNames(as.numeric(unlist(out$fixef$values)), unlist(out$fixef$names))
   out$ranef_frames <- lapply(out$ranef, .frame)
   out$coef_frames <- lapply(out$coef, .frame)
   out$py <- py_fit
   out$call <- call
+  out$offset <- rows$offset  # the offset= argument, evaluated again on new rows by predict()
   used <- .deep_r(.py(.hm$bridge$rows_for_r(py_fit)))
   rows <- as.integer(unlist(used$rows))
   cols <- intersect(unlist(used$columns), names(data))
   out$model_frame <- data[rows, cols, drop = FALSE]
   # what Python warned about (dropped rows or columns, a gap above the one asked for) as R warnings
-  for (w in unlist(out$warnings)) warning(w, call. = FALSE)
+  for (w in unlist(out$warnings)) warning(.r_message(w), call. = FALSE)
   structure(out, class = "hmio")
-}
-
-.per_row <- function(v, data, what) {
-  if (!is.numeric(v) || length(v) != nrow(data))
-    stop(what, " must be a numeric column of data or one number per row (", nrow(data), ")", call. = FALSE)
-  as.double(v)
 }
 
 #' @export
@@ -124,24 +126,53 @@ print.VarCorr.hmio <- function(x, ...) {
 #' The new rows' design is built by the Python side with the training transforms (\code{scale()},
 #' \code{poly()}, splines, factor levels), so R and Python give the same numbers. As in lme4,
 #' a level not seen in training is an error unless \code{allow.new.levels = TRUE} (population level)
-#' or a \code{new.levels} rule is given: "population", "soft", "hard" or "features".
+#' or a \code{new.levels} rule is given: "population", "soft", "hard" or "features". The fit's
+#' \code{offset} argument is evaluated on \code{newdata} (as \code{predict.lm} does), so it must be a
+#' column of the data or an expression of its columns.
 #' @param object An \code{hmio} fit.
 #' @param newdata A data frame (the training rows when missing).
-#' @param re.form \code{NULL} for cluster effects of known levels, \code{NA} or \code{~0} for population level.
+#' @param re.form As in lme4: \code{NULL} for every random term; \code{NA}, \code{~0} or
+#'   \code{FALSE} for population level; a formula of random terms, such as \code{~(1 | Subject)},
+#'   for the cluster effects of those terms only (matched as lme4 matches them, by grouping factor
+#'   and coefficient: \code{~(1 | Subject)} on a model with \code{(Days | Subject)} keeps the
+#'   intercepts). A term the model does not have is an error.
 #' @param allow.new.levels Predict unseen levels at population level instead of failing.
 #' @param new.levels A rule for unseen levels (implies \code{allow.new.levels}).
 #' @param ... Unused.
 #' @export
 predict.hmio <- function(object, newdata, re.form = NULL, allow.new.levels = FALSE, new.levels = NULL, ...) {
-  if (missing(newdata)) return(stats::setNames(unlist(.py(object$py$fitted()$tolist())), NULL))
   if (!inherits(object$py, "python.builtin.object") || reticulate::py_is_null_xptr(object$py))
     stop("this hmio fit no longer has its Python side (it was saved and restored); refit it with hmio()",
          call. = FALSE)
-  population <- !is.null(re.form) && (identical(re.form, NA) || (inherits(re.form, "formula") &&
-                                                                     length(re.form) == 2 && identical(re.form[[2]], 0)))
+  if (!(isTRUE(allow.new.levels) || isFALSE(allow.new.levels)))
+    stop("allow.new.levels must be TRUE or FALSE, got ", paste(deparse(allow.new.levels), collapse = " "), call. = FALSE)
+  re_form <- .re_form(re.form)
+  if (missing(newdata)) {
+    pred <- .py(.hm$bridge$predict_for_r(object$py, NULL, re_form, allow.new.levels, new.levels))
+    return(stats::setNames(as.numeric(unlist(pred)), rownames(object$model_frame)))
+  }
   newdata <- as.data.frame(newdata)
-  pred <- .py(.hm$bridge$predict_for_r(object$py, .to_pandas(newdata), population, allow.new.levels, new.levels))
+  if (!is.null(object$offset)) newdata$.hiermio_offset <- .offset_for(object$offset, newdata)
+  # the columns re.form names travel too, so that a term the model lacks is named as such
+  sent <- .model_data(object$formula, newdata, c(".hiermio_offset", if (inherits(re.form, "formula")) all.vars(re.form)),
+                      response = FALSE)
+  pred <- .py(.hm$bridge$predict_for_r(object$py, sent, re_form, allow.new.levels, new.levels))
   stats::setNames(as.numeric(unlist(pred)), rownames(newdata))
+}
+
+# lme4's re.form for Python: NULL (every term), "~0" (NA, FALSE or ~0: population level) or the
+# text of a formula of random terms, which Python matches against the model's.
+.re_form <- function(re.form) {
+  if (is.null(re.form)) return(NULL)
+  if (inherits(re.form, "formula")) {
+    if (length(re.form) != 2L) stop("re.form must be a one-sided formula such as ~(1 | g), got ",
+                                    paste(deparse(re.form), collapse = " "), call. = FALSE)
+    return(.formula_string(re.form))
+  }
+  if (is.atomic(re.form) && length(re.form) == 1L && (is.na(re.form) || isFALSE(re.form))) return("~0")
+  if (is.character(re.form) && length(re.form) == 1L) return(re.form)
+  stop("re.form must be NULL (every random term), NA, ~0 or FALSE (population level) or a formula of the ",
+       "model's random terms such as ~(1 | g); got ", paste(deparse(re.form), collapse = " "), call. = FALSE)
 }
 
 #' Plot the cluster effects of an hmio fit, zeros marked

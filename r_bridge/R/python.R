@@ -39,26 +39,54 @@ hiermio_available <- function() {
   isTRUE(tryCatch(reticulate::py_module_available("hiermio"), error = function(e) FALSE))
 }
 
-# Python errors arrive as R errors carrying the Python message only, not a traceback dump.
+# Python errors arrive as R errors carrying the Python message only, not a traceback dump, spoken
+# in R (see .r_message).
 .py <- function(expr) {
   tryCatch(expr, error = function(e) {
     msg <- conditionMessage(e)
     msg <- sub("(?s)\n*(Run `reticulate::py_last_error\\(\\)`|Detailed traceback).*$", "", msg, perl = TRUE)
     msg <- sub("^.*?(\\w+(Error|Exception)): ", "\\1: ", msg, perl = TRUE)
-    stop(msg, call. = FALSE)
+    stop(.r_message(sub("\\s+$", "", msg)), call. = FALSE)
   })
+}
+
+# Python's spelling of the options whose R argument is spelt otherwise, and R's.
+.r_names <- c(allow_new_levels = "allow.new.levels", new_levels = "new.levels", re_form = "re.form")
+
+# A message from Python (an error or a warning) as an R user reads it: the R functions' argument
+# names (allow.new.levels = TRUE, not allow_new_levels=True), R's TRUE, FALSE, NULL and NA, and the
+# weights and offset arguments by name, not the columns that carry them to Python.
+.r_message <- function(msg) {
+  for (py in names(.r_names)) {
+    msg <- gsub(paste0("\\b", py, "\\s*=\\s*"), paste0(.r_names[[py]], " = "), msg, perl = TRUE)
+    msg <- gsub(paste0("\\b", py, "\\b"), .r_names[[py]], msg, perl = TRUE)
+  }
+  words <- c(True = "TRUE", False = "FALSE", None = "NULL", nan = "NA")
+  for (w in names(words)) msg <- gsub(paste0("\\b", w, "\\b"), words[[w]], msg, perl = TRUE)
+  msg <- gsub("\\b(\\w+)=(TRUE|FALSE|NULL|NA)\\b", "\\1 = \\2", msg, perl = TRUE)  # certify = FALSE
+  gsub("'?\\.hiermio_(weights|offset)'?", "\\1", msg, perl = TRUE)
+}
+
+# Options for Python: an NA (which reticulate sends as True) goes as NaN, so Python's validation
+# names it ("got NA" once spoken in R).
+.py_options <- function(options) {
+  lapply(options, function(v) if (is.atomic(v) && length(v) == 1L && is.na(v)) NA_real_ else v)
 }
 
 # R data frames cross faithfully: factors keep their levels and order (pandas Categorical, ordered
 # ones ordered), characters stay text, integer columns with NA become doubles so NA arrives as NaN.
-# Columns are sent one by one (a one-row data frame would otherwise arrive as scalars).
-.to_pandas <- function(data) {
+# Dates and times are read as lme4 reads them: a grouping factor (a name in `groups`) by factor()'s
+# levels, anything else as its number (days, seconds, the difftime's units).
+# Columns are sent one by one (a one-row data frame would otherwise arrive as scalars); the index
+# keeps the number of rows when no column is sent.
+.to_pandas <- function(data, groups = character()) {
   data <- as.data.frame(data)
   pd <- reticulate::import("pandas", convert = FALSE)
   vec <- function(x) if (length(x) == 1L) as.list(x) else x
   cols <- list()
   for (nm in names(data)) {
     col <- data[[nm]]
+    if (inherits(col, c("Date", "POSIXt", "difftime"))) col <- if (nm %in% groups) factor(col) else as.numeric(col)
     if (is.factor(col)) {
       codes <- as.integer(col) - 1L
       codes[is.na(codes)] <- -1L
@@ -74,7 +102,102 @@ hiermio_available <- function() {
       stop("column '", nm, "' has class ", class(col)[1], "; convert it to a number, factor or text", call. = FALSE)
     }
   }
-  pd$DataFrame(reticulate::dict(cols))
+  pd$DataFrame(reticulate::dict(cols), index = pd$RangeIndex(nrow(data)))
+}
+
+# The columns of data the model reads (and `extra` ones: weights, offset, cluster features), for
+# Python. Only these cross: a column the formula does not use (a Date, a list) is not the model's
+# business, as in lme4. With `response` (a fit), a column the formula names but data lack is an
+# error naming it, with Python's hint, before anything else crosses.
+.model_data <- function(formula, data, extra = character(), response = TRUE) {
+  used <- .deep_r(.py(.hm$bridge$columns_for_r(formula, as.list(names(data)), response)))
+  cols <- union(unlist(used$columns), intersect(extra, names(data)))
+  .to_pandas(data[, cols, drop = FALSE], groups = unlist(used$groups))
+}
+
+# weights, offset and subset as lme4 reads them, one reading for every entry point: each a column
+# of data (unquoted), an expression of its columns, or a vector with one value per row, evaluated
+# in data and then in `env` (where the user's call was made). weights and offset are taken on all
+# the rows, then subset keeps rows (as model.frame does). They travel to Python as columns of the
+# data, so folds, resamples and half-samples split them with their rows.
+# Returns the data (subset, the vectors as columns), the options naming those columns, and the
+# offset's expression with the environment to evaluate it in, for predict() on new rows.
+.row_args <- function(data, weights, offset, subset, env) {
+  data <- as.data.frame(data)
+  n <- nrow(data)
+  value <- function(expr, what) {
+    tryCatch(eval(expr, data, env), error = function(e)
+      stop(what, " = ", paste(deparse(expr), collapse = " "), " cannot be evaluated: ", conditionMessage(e), call. = FALSE))
+  }
+  options <- list()
+  for (what in c("weights", "offset")) {
+    v <- value(list(weights = weights, offset = offset)[[what]], what)
+    if (is.null(v)) next
+    if (!is.numeric(v) || !is.null(dim(v)) || length(v) != n)
+      stop(what, " must be a numeric column of data or one number per row (", n, "), got ",
+           if (is.numeric(v)) paste(length(v), "values") else paste("a", class(v)[1]), call. = FALSE)
+    col <- paste0(".hiermio_", what)
+    data[[col]] <- as.double(v)
+    options[[what]] <- col
+  }
+  keep <- value(subset, "subset")
+  if (!is.null(keep)) {
+    ok <- if (is.logical(keep)) length(keep) == n
+          else is.numeric(keep) && !anyNA(keep) && all(keep == round(keep)) && all(abs(keep) <= n) &&
+               (all(keep >= 0) || all(keep <= 0))
+    if (!ok)
+      stop("subset must be a logical with one value per row (", n, ") or row numbers within 1..", n, call. = FALSE)
+    if (is.logical(keep)) keep <- keep & !is.na(keep)  # as model.frame: NA drops the row
+    data <- data[keep, , drop = FALSE]
+    if (nrow(data) == 0L) stop("subset keeps no rows", call. = FALSE)
+  }
+  list(data = data, options = options, offset = if (!is.null(options[["offset"]])) list(expr = offset, env = env))
+}
+
+# The offset= argument of a fit, evaluated on new rows (as predict.lm does; lme4 ignores it there):
+# a column of newdata or an expression of its columns.
+.offset_for <- function(offset, newdata) {
+  v <- tryCatch(eval(offset$expr, newdata, offset$env), error = function(e)
+    stop("the fit's offset = ", paste(deparse(offset$expr), collapse = " "), " cannot be evaluated on newdata: ",
+         conditionMessage(e), call. = FALSE))
+  if (!is.numeric(v) || length(v) != nrow(newdata))
+    stop("the fit's offset = ", paste(deparse(offset$expr), collapse = " "), " gives ", length(v), " values for the ",
+         nrow(newdata), " rows of newdata; fit with an offset that is a column of data (or an expression of its ",
+         "columns) to predict new rows", call. = FALSE)
+  as.double(v)
+}
+
+# The columns besides the formula's that Python reads: the weights and offset (from .row_args()) and
+# the cluster features of the "features" rule for new levels.
+.extra_columns <- function(rows, options) {
+  c(unlist(rows$options), unlist(options[["cluster_features", exact = TRUE]]))
+}
+
+# The budget as hmio() and friends take it: a whole number >= 0, a pair c(below, above) (a tail
+# budget), a named list of them by term label or grouping factor, or (where `cv`) "cv". Checked in R
+# so that NA is named as NA (reticulate would send it as True).
+.check_budget <- function(budget, cv = FALSE) {
+  whole <- function(b) is.numeric(b) && length(b) %in% 1:2 && is.null(dim(b)) && !anyNA(b) && all(b >= 0) &&
+    all(b == round(b)) && all(is.finite(b))
+  ok <- if (cv && identical(budget, "cv")) TRUE
+        else if (is.list(budget)) length(budget) > 0 && !is.null(names(budget)) && all(nzchar(names(budget))) &&
+                                   all(vapply(budget, whole, TRUE))
+        else whole(budget)
+  if (!ok)
+    stop("budget must be a whole number >= 0 (or a tail budget c(below, above)), a named list of them",
+         if (cv) ", or \"cv\"" else " by term or grouping factor", "; got ", paste(deparse(budget), collapse = " "),
+         call. = FALSE)
+  budget
+}
+
+# Budgets to sweep: whole numbers >= 0 (or "auto" where allowed).
+.check_budgets <- function(budgets, auto = FALSE) {
+  if (auto && identical(budgets, "auto")) return(budgets)
+  if (!is.numeric(budgets) || length(budgets) == 0L || anyNA(budgets) || any(!is.finite(budgets)) ||
+      any(budgets < 0) || any(budgets != round(budgets)))
+    stop("budgets must be whole numbers >= 0", if (auto) " or \"auto\"" else "", "; got ",
+         paste(deparse(budgets), collapse = " "), call. = FALSE)
+  as.list(as.numeric(budgets))
 }
 
 # reticulate leaves numpy arrays nested in dicts as Python objects: convert the whole tree.

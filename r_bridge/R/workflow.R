@@ -16,6 +16,9 @@
 #' @param ridges Optional ridge weights to tune.
 #' @param folds,rule,scheme Number of folds; "min" or "1se"; "within" (rows of every cluster in
 #'   every fold) or "cluster" (whole clusters held out).
+#' @param weights,offset,subset As in \code{\link{hmio}}: a column of \code{data} (unquoted), an
+#'   expression of its columns, or a vector with one value per row; they travel with their rows into
+#'   every fold or half-sample.
 #' @param ... Options of the fits (\code{ridge}, \code{time_limit}, ...).
 #' @return An object of class \code{hmio_cv}: \code{table} (mean and standard error of the
 #'   validation MSE per budget), \code{budget}, \code{ridge} and \code{fit} (an \code{hmio}).
@@ -25,16 +28,20 @@
 #' cvres$budget; plot(cvres)
 #' }
 #' @export
-hmio_cv <- function(formula, data, budgets = "auto", ridges = NULL, folds = 5, rule = "min", scheme = "within", ...) {
+hmio_cv <- function(formula, data, budgets = "auto", ridges = NULL, folds = 5, rule = "min", scheme = "within",
+                    weights = NULL, offset = NULL, subset = NULL, ...) {
   formula <- .formula_string(formula)
-  data <- as.data.frame(data)
-  res <- .py(.hm$bridge$cv_for_r(formula, .to_pandas(data), budgets, ridges, folds = folds, rule = rule,
-                                 scheme = scheme, ...))
-  for (w in unlist(res$warnings)) warning(w, call. = FALSE)
+  budgets <- .check_budgets(budgets, auto = TRUE)
+  rows <- .row_args(data, substitute(weights), substitute(offset), substitute(subset), parent.frame())
+  options <- list(...)
+  sent <- .model_data(formula, rows$data, .extra_columns(rows, options))
+  res <- .py(do.call(.hm$bridge$cv_for_r, c(list(formula, sent, budgets, ridges, folds = folds, rule = rule,
+                                                 scheme = scheme), rows$options, .py_options(options))))
+  for (w in unlist(res$warnings)) warning(.r_message(w), call. = FALSE)
   best_ridge <- res$best_ridge
   structure(list(table = .table(.deep_r(res$table)), budget = as.integer(res$best_budget),
                  ridge = if (is.null(best_ridge)) NULL else as.numeric(best_ridge), rule = rule, scheme = scheme,
-                 fit = .as_hmio(res$fit, match.call(), data)), class = "hmio_cv")
+                 fit = .as_hmio(res$fit, match.call(), rows)), class = "hmio_cv")
 }
 
 #' @export
@@ -69,8 +76,14 @@ plot.hmio_cv <- function(x, ...) {
 #' @examples
 #' if (hiermio_available()) hmio_path(Reaction ~ Days + (1 | Subject), lme4::sleepstudy, 0:3)
 #' @export
-hmio_path <- function(formula, data, budgets, ...) {
-  .table(.deep_r(.py(.hm$bridge$path_for_r(.formula_string(formula), .to_pandas(as.data.frame(data)), budgets, ...))))
+hmio_path <- function(formula, data, budgets, weights = NULL, offset = NULL, subset = NULL, ...) {
+  formula <- .formula_string(formula)
+  budgets <- .check_budgets(budgets)
+  rows <- .row_args(data, substitute(weights), substitute(offset), substitute(subset), parent.frame())
+  options <- list(...)
+  sent <- .model_data(formula, rows$data, .extra_columns(rows, options))
+  .table(.deep_r(.py(do.call(.hm$bridge$path_for_r, c(list(formula, sent, budgets), rows$options,
+                                                       .py_options(options))))))
 }
 
 #' Stability selection: how often each cluster is selected over half-sample fits
@@ -83,9 +96,16 @@ hmio_path <- function(formula, data, budgets, ...) {
 #' @examples
 #' if (hiermio_available()) hmio_stability(Reaction ~ Days + (1 | Subject), lme4::sleepstudy, 3, B = 4)$watchlist
 #' @export
-hmio_stability <- function(formula, data, budget, B = 100, threshold = 0.8, ...) {
-  res <- .deep_r(.py(.hm$bridge$stability_for_r(.formula_string(formula), .to_pandas(as.data.frame(data)), budget,
-                                                B = B, threshold = threshold, ...)))
+hmio_stability <- function(formula, data, budget, B = 100, threshold = 0.8, weights = NULL, offset = NULL,
+                           subset = NULL, ...) {
+  formula <- .formula_string(formula)
+  budget <- .check_budget(budget)
+  if (is.list(budget)) budget <- reticulate::dict(budget)
+  rows <- .row_args(data, substitute(weights), substitute(offset), substitute(subset), parent.frame())
+  options <- list(...)
+  sent <- .model_data(formula, rows$data, .extra_columns(rows, options))
+  res <- .deep_r(.py(do.call(.hm$bridge$stability_for_r, c(list(formula, sent, budget, B = B, threshold = threshold),
+                                                           rows$options, .py_options(options)))))
   list(frequencies = .table(res$frequencies), watchlist = .table(res$watchlist),
        expected_false = unlist(res$expected_false))
 }

@@ -105,7 +105,7 @@ test_that("options go to hiermio's one control object, which names a misspelt on
   expect_error(hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 3, ridg = 0.2),
                "unknown option 'ridg' \\(did you mean 'ridge'\\?\\)")
   expect_warning(fit <- hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = 3, ridge = 0.5,
-                             selection = "cluster", certify = FALSE), "certify=False")
+                             selection = "cluster", certify = FALSE), "certify = FALSE")
   expect_match(fit$summary, "Control: ridge 0.5, selection cluster")
 })
 
