@@ -68,7 +68,7 @@ class _Levels:
             labels = list(self.used.values())
             numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
                           for v in labels)
-            order = sorted(self.used, key=(lambda s: float(self.used[s])) if numeric else r_sort_key)
+            order = sorted(self.used, key=(lambda s: self.used[s]) if numeric else r_sort_key)  # ints: exactly
         return order, [self.used[s] for s in order]
 
 

@@ -35,8 +35,8 @@ import pandas as pd
 from .exceptions import DataError, FormulaError
 from .rsyntax import Call, Name, Node, Num, Op, Paren, Str, Unary, deparse, format_number, parse
 
-__all__ = ["Value", "evaluate", "merge_summaries", "state_from_summaries", "column_value", "r_label", "r_sort_key",
-           "referenced_columns", "FUNCTIONS", "parse"]
+__all__ = ["Value", "evaluate", "merge_summaries", "state_from_summaries", "column_value", "column_factor",
+           "factor_of_numbers", "NA_CONSTANTS", "r_label", "r_sort_key", "referenced_columns", "FUNCTIONS", "parse"]
 
 
 @dataclass
@@ -123,17 +123,28 @@ def r_sort_key(s: str):
 
 
 def _factor_from(values: np.ndarray, levels: list[Any] | None = None) -> Value:
-    """A factor from raw values: levels sorted as R sorts them (numbers by value, text by collation)."""
+    """A factor from raw values: levels sorted as R sorts them (numbers by value, text by collation).
+
+    As R's ``factor()``, the levels are the values' spellings (``as.character``: 15 significant
+    digits), so two numbers spelled alike are one level, the first in order keeping its label:
+
+    >>> f = _factor_from(np.array([0.1 + 0.2, 0.3, 0.5], dtype=object))
+    >>> f.levels, f.values.tolist()
+    (['0.3', '0.5'], [0, 0, 1])
+    """
     values = np.asarray(values, dtype=object)
     inverse, uniques = pd.factorize(values)  # missing values get -1
     present = list(uniques)
     if levels is None:
         if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
                for v in present):
-            levels = sorted(present)
+            levels = sorted(present)  # Python ints compare exactly, whatever their size
         else:
             levels = sorted(present, key=lambda v: r_sort_key(r_label(v)))
-    strings = [r_label(v) for v in levels]
+    spelled = {}
+    for v in levels:  # one level per spelling (R matches values to levels by as.character)
+        spelled.setdefault(r_label(v), v)
+    strings, levels = list(spelled), list(spelled.values())
     index = {s: i for i, s in enumerate(strings)}
     code_of_unique = np.array([index.get(r_label(v), -1) for v in present] + [-1], dtype=np.intp)
     codes = code_of_unique[np.where(inverse >= 0, inverse, len(present))]
@@ -194,6 +205,64 @@ def column_value(data: pd.DataFrame, name: str) -> Value:
                                        np.array([r_label(v) for v in values], dtype=object)).astype(object))
 
 
+def column_factor(data: pd.DataFrame, name: str) -> Value:
+    """A data column read as a factor, exactly (a grouping factor is a factor, whatever its spelling).
+
+    Integers of any width (int64, uint64, nullable, Python ints in an object column) keep their
+    exact values; floating-point numbers are levels by their spelling with R's 15 significant
+    digits (as R's ``factor()``: ``0.1 + 0.2`` and ``0.3`` are the one level ``"0.3"``); text is
+    read as it is, with no "mostly numbers" check (``"A7"`` among ``"1"``..``"9"`` is a level).
+
+    >>> ids = pd.DataFrame({"g": np.array([2**60 + 1, 2**60 + 2, 5], dtype=np.int64)})
+    >>> column_factor(ids, "g").levels
+    ['5', '1152921504606846977', '1152921504606846978']
+    >>> column_factor(pd.DataFrame({"g": [0.1 + 0.2, 0.3]}), "g").levels
+    ['0.3']
+    """
+    col = data[name]
+    if isinstance(col, pd.DataFrame):
+        raise DataError(f"the data has {col.shape[1]} columns named {name!r}; column names must be unique")
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+        return column_value(data, name).as_factor()
+    if pd.api.types.is_integer_dtype(dtype):
+        codes, uniques = pd.factorize(col, sort=True)  # exact integers; missing values get -1
+        labels = [int(u) for u in uniques]
+        return Value("factor", np.asarray(codes, dtype=np.intp), [str(u) for u in labels], labels)
+    if pd.api.types.is_float_dtype(dtype):
+        return factor_of_numbers(col.to_numpy(dtype=float, na_value=np.nan))
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype) or \
+            pd.api.types.is_timedelta64_dtype(dtype):
+        return column_value(data, name).as_factor()  # complex, dates: column_value's errors
+    values = col.to_numpy(dtype=object)
+    if any(isinstance(v, (pd.Timestamp, np.datetime64)) for v in values[:1000]):
+        raise DataError(f"column {name!r} holds dates; convert it to a number or text first")
+    return _factor_from(np.where(pd.isna(values), None, values))
+
+
+def factor_of_numbers(x: np.ndarray) -> Value:
+    """Floating-point numbers as a factor, as R's ``factor()`` makes one: levels in numeric order,
+    spelled with 15 significant digits, numbers spelled alike being one level (R's rule: a level
+    is a string). Whole numbers are labelled as integers.
+
+    >>> f = factor_of_numbers(np.array([0.3, 0.1 + 0.2, np.nan, 2.0]))
+    >>> f.levels, f.labels, f.values.tolist()
+    (['0.3', '2'], [0.3, 2], [0, 0, -1, 1])
+    """
+    x = np.asarray(x, dtype=float)
+    mask = np.isnan(x)
+    uniq = np.unique(x[~mask])
+    strings = [format_number(float(u)) for u in uniq]
+    level_of: dict[str, int] = {}
+    for s in strings:
+        level_of.setdefault(s, len(level_of))
+    lut = np.array([level_of[s] for s in strings], dtype=np.intp)
+    codes = np.full(len(x), -1, dtype=np.intp)
+    codes[~mask] = lut[np.searchsorted(uniq, x[~mask])]
+    labels = [int(float(s)) if float(s).is_integer() else float(s) for s in level_of]
+    return Value("factor", codes, list(level_of), labels)
+
+
 def _is_number(s: str) -> bool:
     try:
         float(s)
@@ -202,7 +271,9 @@ def _is_number(s: str) -> bool:
         return False
 
 
-_CONSTANTS = {"TRUE": True, "FALSE": False, "T": True, "F": False, "pi": math.pi, "Inf": math.inf}
+_CONSTANTS = {"TRUE": True, "FALSE": False, "T": True, "F": False, "pi": math.pi, "Inf": math.inf, "NaN": math.nan}
+# R's missing values, by type: a row where a variable is NA is dropped from the model frame (na.omit)
+NA_CONSTANTS = {"NA": "logical", "NA_real_": "numeric", "NA_integer_": "numeric", "NA_character_": "character"}
 _CONTRASTS = {"treatment": "treatment", "contr.treatment": "treatment", "Treatment": "treatment",
               "sum": "sum", "contr.sum": "sum", "Sum": "sum", "helmert": "helmert", "contr.helmert": "helmert",
               "Helmert": "helmert", "poly": "poly", "contr.poly": "poly", "Poly": "poly"}
@@ -226,7 +297,7 @@ def referenced_columns(node: Node) -> list[str]:
 
     def visit(n: Node) -> None:
         if isinstance(n, Name):
-            if n.id not in _CONSTANTS and n.id not in out:
+            if n.id not in _CONSTANTS and n.id not in NA_CONSTANTS and n.id not in out:
                 out.append(n.id)
         elif isinstance(n, Call):
             fn = _canonical(n.func)
@@ -300,6 +371,9 @@ def _eval(node: Node, ctx: _Context) -> Value:
         if node.id in _CONSTANTS:
             c = _CONSTANTS[node.id]
             return Value("logical" if isinstance(c, bool) else "numeric", np.array(float(c)))
+        if node.id in NA_CONSTANTS:
+            kind = NA_CONSTANTS[node.id]
+            return Value(kind, np.array(None, dtype=object) if kind == "character" else np.array(np.nan))
         close = difflib.get_close_matches(node.id, [str(c) for c in ctx.data.columns], n=1)
         raise FormulaError(f"unknown column {node.id!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     if isinstance(node, Unary):
@@ -428,6 +502,8 @@ def _constant(node: Node, ctx: _Context, what: str) -> Any:
         return -node.operand.value
     if isinstance(node, Name) and node.id in _CONSTANTS:
         return _CONSTANTS[node.id]
+    if isinstance(node, Name) and node.id in NA_CONSTANTS:
+        return None if NA_CONSTANTS[node.id] == "character" else math.nan
     if isinstance(node, Name) and node.id == "NULL":
         return None
     if isinstance(node, Call) and node.func == "c":
@@ -484,9 +560,31 @@ def _q(node: Call, ctx: _Context) -> Value:
     return _eval(Name(a["name"].span, a["name"].value), ctx)
 
 
+def _as_factor_arg(node: Node, ctx: _Context) -> Value:
+    """The argument of factor(), C(), relevel(), interaction(), as a factor: a column of integers
+    exactly (ids above 2**53 stay apart), numbers by their R spelling, text and logicals as R does."""
+    if _is_exact_integer_column(node, ctx):
+        return column_factor(ctx.data, (node.inner if isinstance(node, Paren) else node).id)
+    v = _eval(node, ctx)
+    if v.kind != "numeric":
+        return v.as_factor()
+    if v.values.ndim == 2:
+        raise _err(node, "a matrix cannot be a factor")
+    return factor_of_numbers(v.values)
+
+
+def _is_exact_integer_column(node: Node, ctx: _Context) -> bool:
+    inner = node.inner if isinstance(node, Paren) else node
+    return isinstance(inner, Name) and inner.id in ctx.data.columns and \
+        pd.api.types.is_integer_dtype(ctx.data[inner.id].dtype)
+
+
 def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
     a = _args(node, ["x", "levels", "labels", "ordered"] if node.func != "as.factor" else ["x"])
-    v = _eval(a["x"], ctx)
+    if "levels" not in a and _is_exact_integer_column(a["x"], ctx):
+        v = column_factor(ctx.data, (a["x"].inner if isinstance(a["x"], Paren) else a["x"]).id)
+    else:
+        v = _eval(a["x"], ctx)
     if "ordered" in a:
         ordered = bool(_constant(a["ordered"], ctx, "factor()'s ordered"))
     if "levels" in a:
@@ -497,8 +595,7 @@ def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
     elif v.kind == "factor":
         f = v
     elif v.kind == "numeric":
-        x = np.ravel(v.values)
-        f = _factor_from(np.where(np.isnan(x), None, x).astype(object))
+        f = factor_of_numbers(np.ravel(v.values))
     elif v.kind == "logical":
         f = v.as_factor()
         f = f.drop_unused()
@@ -517,8 +614,7 @@ def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
 def _contrast_call(node: Call, ctx: _Context) -> Value:
     """``C(f, sum)`` (R) and ``C(f)`` (formulaic's spelling: treatment contrasts)."""
     a = _args(node, ["object", "contr", "how.many"])
-    v = _eval(a["object"], ctx)
-    f = v.as_factor() if v.kind != "numeric" else _factor_from(np.ravel(v.values).astype(object))
+    f = _as_factor_arg(a["object"], ctx)
     kind = "treatment"
     if "contr" in a:
         c = a["contr"]
@@ -531,7 +627,7 @@ def _contrast_call(node: Call, ctx: _Context) -> Value:
 
 def _relevel(node: Call, ctx: _Context) -> Value:
     a = _args(node, ["x", "ref"], required=2)
-    f = _eval(a["x"], ctx).as_factor()
+    f = _as_factor_arg(a["x"], ctx)
     ref = r_label(_constant(a["ref"], ctx, "relevel()'s ref"))
     if ref not in f.levels:
         raise _err(node, f"relevel(): {ref!r} is not a level (levels: {f.levels[:10]})")
@@ -812,8 +908,7 @@ def _spline(node: Call, ctx: _Context) -> Value:
 
 
 def _interaction(node: Call, ctx: _Context) -> Value:
-    parts = [_eval(v, ctx) for k, v in node.args if k is None]
-    facs = [p.as_factor() if p.kind != "numeric" else _factor_from(np.ravel(p.values).astype(object)) for p in parts]
+    facs = [_as_factor_arg(v, ctx) for k, v in node.args if k is None]
     return combine_factors(facs, sep=".", first_fastest=True)
 
 
