@@ -34,7 +34,8 @@ from .sources import RowsElsewhere
 from .formula import ParsedFormula, RandomTerm, Terms, parse_formula
 from .modelmatrix import ColumnLayout, aliased_columns
 from .rsyntax import Name, Node, Paren, deparse, parse, walk
-from .variables import NA_CONSTANTS, Value, column_factor, combine_factors, evaluate, factor_of_numbers, r_label, referenced_columns
+from .variables import (NA_CONSTANTS, Value, column_factor, combine_factors, evaluate, factor_of_numbers, r_label,
+                        referenced_columns)
 
 __all__ = ["TermDesign", "Design", "RowBlock", "FrameValues", "model_frame_values", "build_design", "group_labels",
            "required_columns", "vector_args_as_columns", "carry_vector_options", "random_design_matrix",

@@ -326,7 +326,7 @@ def _check_nesting(p: "_Parser") -> None:
             depth += 1
             if depth > MAX_PARENTHESES:
                 raise p.fail(f"formula nested too deeply: more than {MAX_PARENTHESES} levels of parentheses "
-                             "(each call's counts); write the expression with fewer", tok)
+                             "(a call's count too)", tok)
         elif tok.kind == "op" and tok.text == ")":
             depth -= 1
 
@@ -353,7 +353,7 @@ def parse(text: str) -> Node:
     >>> parse("y ~ " + "(" * 500 + "x" + ")" * 500)
     Traceback (most recent call last):
     ...
-    hiermio.exceptions.FormulaError: formula nested too deeply: more than 100 levels of parentheses (each call's counts); write the expression with fewer:
+    hiermio.exceptions.FormulaError: formula nested too deeply: more than 100 levels of parentheses (a call's count too):
     ...
     """
     p = _Parser(text)

@@ -39,12 +39,13 @@ from .exceptions import DataError, HierMIOWarning
 from .formula import ParsedFormula, parse_formula
 from .modelmatrix import ColumnLayout, aliased_columns
 from .sources import as_source
-from .variables import Value, merge_summaries, r_sort_key, state_from_summaries
+from .variables import Value, final_levels, merge_summaries, state_from_summaries
 
 __all__ = ["learn_design", "finish_fixed_columns"]
 
-# calls that learn from the data (a false positive costs one pass, nothing else)
-_STATEFUL = re.compile(r"(^|[^\w.])([\w.]+(::|\.))?(scale|center|poly|ns|bs)\s*\(")
+# calls that learn from the data: transforms, and the factors whose levels (codes, first level)
+# must be those of all the data (a false positive costs one pass, nothing else)
+_STATEFUL = re.compile(r"(^|[^\w.])([\w.]+(::|\.))?(scale|center|poly|ns|bs|factor|ordered|relevel|C|interaction)\s*\(")
 
 
 @dataclass
@@ -62,14 +63,7 @@ class _Levels:
 
     def final(self) -> tuple[list[str], list[Any]]:
         """(level strings, labels) in R's order."""
-        if len(self.orders) == 1:
-            order = [s for s in next(iter(self.orders)) if s in self.used]
-        else:
-            labels = list(self.used.values())
-            numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-                          for v in labels)
-            order = sorted(self.used, key=(lambda s: self.used[s]) if numeric else r_sort_key)  # ints: exactly
-        return order, [self.used[s] for s in order]
+        return final_levels(self.orders, self.used)
 
 
 def _levels_of(v: Value, rows: np.ndarray) -> _Levels:

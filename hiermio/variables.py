@@ -36,7 +36,8 @@ from .exceptions import DataError, FormulaError
 from .rsyntax import Call, Name, Node, Num, Op, Paren, Str, Unary, deparse, format_number, parse
 
 __all__ = ["Value", "evaluate", "merge_summaries", "state_from_summaries", "column_value", "column_factor",
-           "factor_of_numbers", "NA_CONSTANTS", "r_label", "r_sort_key", "referenced_columns", "FUNCTIONS", "parse"]
+           "factor_of_numbers", "final_levels", "NA_CONSTANTS", "r_label", "r_sort_key", "referenced_columns",
+           "FUNCTIONS", "parse"]
 
 
 @dataclass
@@ -592,15 +593,19 @@ def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
         wanted = wanted if isinstance(wanted, list) else [wanted]
         f = _factor_from(_labels(v) if v.kind != "numeric" else np.ravel(v.values).astype(object),
                          [r_label(w) if v.kind != "numeric" else w for w in wanted])
-    elif v.kind == "factor":
-        f = v
-    elif v.kind == "numeric":
-        f = factor_of_numbers(np.ravel(v.values))
-    elif v.kind == "logical":
-        f = v.as_factor()
-        f = f.drop_unused()
     else:
-        f = _factor_from(v.values)
+        keep_unused = _canonical(node.func) == "as.factor"  # R's as.factor keeps a factor as it is
+        if v.kind == "factor":
+            f = v if keep_unused else v.drop_unused()  # factor(f) keeps the levels that occur, in f's order
+        elif v.kind == "numeric":
+            f = factor_of_numbers(np.ravel(v.values))
+        elif v.kind == "logical":
+            f = v.as_factor().drop_unused()
+        else:
+            f = _factor_from(v.values)
+        f = _learned_levels(node, ctx, f, keep_unused)
+        if ctx.collect is not None:
+            return f
     if "labels" in a:
         new = _constant(a["labels"], ctx, "factor()'s labels")
         new = new if isinstance(new, list) else [new]
@@ -614,7 +619,7 @@ def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
 def _contrast_call(node: Call, ctx: _Context) -> Value:
     """``C(f, sum)`` (R) and ``C(f)`` (formulaic's spelling: treatment contrasts)."""
     a = _args(node, ["object", "contr", "how.many"])
-    f = _as_factor_arg(a["object"], ctx)
+    f = _learned_levels(node, ctx, _as_factor_arg(a["object"], ctx), keep_unused=True)
     kind = "treatment"
     if "contr" in a:
         c = a["contr"]
@@ -629,13 +634,17 @@ def _relevel(node: Call, ctx: _Context) -> Value:
     a = _args(node, ["x", "ref"], required=2)
     f = _as_factor_arg(a["x"], ctx)
     ref = r_label(_constant(a["ref"], ctx, "relevel()'s ref"))
+    key = deparse(node)
+    if ctx.collect is not None or (not ctx.learn and key in ctx.state):  # the levels of all the data
+        return _learned_levels(node, ctx, f, keep_unused=True, ref=ref)
     if ref not in f.levels:
         raise _err(node, f"relevel(): {ref!r} is not a level (levels: {f.levels[:10]})")
     i = f.levels.index(ref)
     order = [i] + [j for j in range(len(f.levels)) if j != i]
     remap = np.argsort(order)
     codes = np.where(f.values >= 0, remap[np.maximum(f.values, 0)], -1)
-    return replace(f, values=codes, levels=[f.levels[j] for j in order], labels=[f.labels[j] for j in order])
+    f = replace(f, values=codes, levels=[f.levels[j] for j in order], labels=[f.labels[j] for j in order])
+    return _learned_levels(node, ctx, f, keep_unused=True)
 
 
 def _as_numeric(node: Call, ctx: _Context) -> Value:
@@ -699,6 +708,90 @@ def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any], summary: Call
     return ctx.state[key]
 
 
+# ----------------------------------------------------------------- levels learned from all the data
+def final_levels(orders: frozenset | set, used: dict) -> tuple[list[str], list[Any]]:
+    """(level strings, labels) of a factor seen in parts: the order every part declares, when they
+    all declare the same one, else sorted as R sorts levels (numbers by value, text by collation).
+
+    >>> final_levels({("b", "a")}, {"a": "a", "b": "b"}), final_levels({("c",), ("a", "b")}, {"c": "c", "a": "a"})
+    ((['b', 'a'], ['b', 'a']), (['a', 'c'], ['a', 'c']))
+    """
+    if len(orders) == 1:
+        order = [s for s in next(iter(orders)) if s in used]
+    else:
+        numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                      for v in used.values())
+        order = sorted(used, key=(lambda s: used[s]) if numeric else r_sort_key)  # Python ints: exactly
+    return order, [used[s] for s in order]
+
+
+def _level_summary(f: Value, keep_unused: bool) -> tuple:
+    """A factor's levels as a mergeable summary: (its level order, {level string: label} of the
+    levels that occur, or of all its levels with ``keep_unused``)."""
+    if keep_unused:
+        used = dict(zip(f.levels, f.labels))
+    else:
+        codes = np.unique(f.values[f.values >= 0])
+        used = {f.levels[c]: f.labels[c] for c in codes}
+    return frozenset([tuple(f.levels)]), used
+
+
+def _on_levels(f: Value, strings: list[str], labels: list[Any]) -> Value:
+    """``f`` coded on the levels ``strings`` (learned from all the data); a value among none of them
+    becomes a further level, after them (new data: the model frame then names it as unseen)."""
+    index = {s: i for i, s in enumerate(strings)}
+    extra = [s for s in f.levels if s not in index]
+    for s in extra:
+        index[s] = len(index)
+    lut = np.array([index[s] for s in f.levels] + [-1], dtype=np.intp)
+    codes = lut[np.where(f.values < 0, len(f.levels), f.values)]
+    extra_labels = [f.labels[f.levels.index(s)] for s in extra]
+    return replace(f, values=codes, levels=list(strings) + extra, labels=list(labels) + extra_labels)
+
+
+def _learned_levels(node: Call, ctx: _Context, f: Value, keep_unused: bool, ref: str | None = None) -> Value:
+    """A factor made by ``node`` on the levels of all the data, which a function of its codes
+    (``as.numeric(factor(f))``) or its first level (``relevel``) depends on: learned (``learn``),
+    summarised for data in parts (``collect``; ``ref`` is relevel's), or applied (new data, parts)."""
+    key = deparse(node)
+    if ctx.collect is not None:
+        _record(ctx.collect, key, ("levels", (ref, key), _level_summary(f, keep_unused)))
+        return f
+    if ctx.learn:
+        ctx.state[key] = (list(f.levels), list(f.labels))
+        return f
+    if key not in ctx.state:  # a design learned before levels were kept: the values' own levels
+        return f
+    return _on_levels(f, *ctx.state[key])
+
+
+def _merge_levels(a: tuple, b: tuple) -> tuple:
+    return a[0] | b[0], {**a[1], **b[1]}
+
+
+def _finish_levels(static: tuple, summary: tuple) -> tuple[list[str], list[Any]]:
+    ref, key = static
+    strings, labels = final_levels(*summary)
+    if ref is not None:
+        if ref not in strings:
+            raise FormulaError(f"relevel(): {ref!r} is not a level (levels: {strings[:10]}) in {key!r}")
+        i = strings.index(ref)
+        strings, labels = [ref] + strings[:i] + strings[i + 1:], [labels[i]] + labels[:i] + labels[i + 1:]
+    return strings, labels
+
+
+def _merge_combinations(a: tuple, b: tuple) -> tuple:
+    return [_merge_levels(x, y) for x, y in zip(a[0], b[0])], {**a[1], **b[1]}
+
+
+def _finish_combinations(static: tuple, summary: tuple) -> tuple[list[str], list[str]]:
+    """interaction()'s levels: the combinations that occur, the first factor varying fastest."""
+    parts, combos = summary
+    rank = [{s: i for i, s in enumerate(final_levels(*p)[0])} for p in parts]
+    strings = sorted(combos, key=lambda c: tuple(r[s] for r, s in zip(rank, combos[c]))[::-1])
+    return strings, list(strings)
+
+
 # ----------------------------------------------------------------- stateful transforms in chunks
 def _moments(x: np.ndarray, order: int) -> tuple:
     """(n, mean, central sums M_2..M_order, min, max) of the non-missing values of x."""
@@ -742,7 +835,8 @@ def _record(out: dict, key: str, summary: tuple) -> None:
     """Add a transform's ``(kind, static arguments, moments)`` summary to ``out``, merging the moments."""
     kind, static, moments = summary
     old = out.get(key)
-    out[key] = (kind, static, moments if old is None else _merge_moments(old[2], moments))
+    merge = _MERGE.get(kind, _merge_moments)
+    out[key] = (kind, static, moments if old is None else merge(old[2], moments))
 
 
 def state_from_summaries(summaries: dict) -> dict:
@@ -794,7 +888,10 @@ def _finish_spline(static: tuple, mom: tuple) -> tuple[list, list]:
     return [float(b) for b in (boundary if boundary is not None else (mom[3], mom[4]))], list(knots)
 
 
+_MERGE: dict[str, Callable[[tuple, tuple], tuple]] = {"levels": _merge_levels, "interaction": _merge_combinations}
 _FINISH: dict[str, Callable[[tuple, tuple], Any]] = {
+    "levels": _finish_levels,
+    "interaction": _finish_combinations,
     "scale": _finish_scale,
     "center": lambda static, mom: float(mom[1]),
     "poly": _finish_poly,
@@ -909,7 +1006,26 @@ def _spline(node: Call, ctx: _Context) -> Value:
 
 def _interaction(node: Call, ctx: _Context) -> Value:
     facs = [_as_factor_arg(v, ctx) for k, v in node.args if k is None]
-    return combine_factors(facs, sep=".", first_fastest=True)
+    key = deparse(node)
+    if ctx.collect is not None:  # each factor's levels, and the combinations that occur
+        f = combine_factors(facs, sep=".", first_fastest=True)
+        combos = dict(zip(f.levels, _combination_parts(facs)))
+        _record(ctx.collect, key, ("interaction", (), ([_level_summary(g, True) for g in facs], combos)))
+        return f
+    if not ctx.learn and key in ctx.state:
+        strings, labels = ctx.state[key]
+        return _on_levels(combine_factors(facs, sep=".", first_fastest=True), strings, labels)
+    f = combine_factors(facs, sep=".", first_fastest=True)
+    if ctx.learn:
+        ctx.state[key] = (list(f.levels), list(f.labels))
+    return f
+
+
+def _combination_parts(facs: list[Value]) -> list[tuple[str, ...]]:
+    """The level strings of each factor in every combination that occurs, in combine_factors' order."""
+    codes = np.column_stack([f.values for f in facs])
+    present = np.unique(codes[~(codes < 0).any(axis=1)][:, ::-1], axis=0)[:, ::-1]
+    return [tuple(f.levels[c] for f, c in zip(facs, row)) for row in present.tolist()]
 
 
 def combine_factors(facs: list[Value], sep: str = ":", first_fastest: bool = False) -> Value:

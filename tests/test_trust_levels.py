@@ -1,0 +1,234 @@
+"""Issue #25, "one level identity": grouping levels are read exactly and mean the same in fit,
+fitted, predict and ranef; level-dependent functions use the levels of all the data on every
+source; formula constructs R accepts (NA, multivariate poly, bs beyond its boundary, deep
+nesting) work as in R or are refused by name.
+
+Independent truths: hand counts of distinct ids, numpy least squares on a hand-built matrix, R
+(``Rscript``: factor levels, model.frame row counts, model.matrix columns, predict of a bs basis).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hiermio as hm
+from hiermio.design import build_design
+from hiermio.exceptions import DataError, FormulaError
+
+needs_rscript = pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not available")
+
+
+def _r(code: str) -> str:
+    """What Rscript prints for ``code``."""
+    out = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True, timeout=120, check=True)
+    return out.stdout
+
+
+def _r_numbers(code: str) -> np.ndarray:
+    """Numbers R writes with ``cat(format(x, digits = 17))``."""
+    return np.array(_r(f"cat(format({code}, digits = 17), sep = '\\n')").split(), dtype=float)
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# ------------------------------------------------------------------ case 6: levels of all the data
+def _levels_data(n: int = 240, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    f = rng.choice(list("abcd"), n)
+    f[: n // 3] = rng.choice(list("bd"), n // 3)  # the first chunk lacks "a" and "c": its own codes differ
+    f[-10:] = "e"  # a level present only in the last chunk
+    g = rng.integers(0, 12, n)
+    x = rng.normal(size=n)
+    code = pd.Series(f).map({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}).to_numpy()
+    y = 0.7 * code + x + np.where(g < 3, 2.0, 0.0) + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": x, "f": f, "g": [f"k{v}" for v in g]})
+
+
+LEVEL_FORMULAS = [
+    "y ~ x + factor(f) + (1 | g)",
+    "y ~ x + as.numeric(factor(f)) + (1 | g)",
+    "y ~ x + as.integer(factor(f)) + (1 | g)",
+    "y ~ x + as.numeric(ordered(f)) + (1 | g)",
+    'y ~ x + relevel(factor(f), ref = "c") + (1 | g)',
+    'y ~ x + relevel(f, ref = "c") + (1 | g)',
+]
+
+
+@pytest.mark.parametrize("formula", LEVEL_FORMULAS)
+def test_level_functions_give_one_objective_on_every_source(formula, tmp_path):
+    df = _levels_data()
+    chunks = [df.iloc[:80], df.iloc[80:160], df.iloc[160:]]
+    assert "c" not in set(chunks[0].f) and set(chunks[2].f) >= {"e"} and "e" not in set(df.f[:160])
+    for i, c in enumerate(chunks):
+        c.to_parquet(tmp_path / f"part-{i}.parquet")
+    with _quiet():
+        whole = hm.fit(formula, df, budget=3)
+        sources = {"chunks": chunks, "parquet": str(tmp_path)}
+        dd = pytest.importorskip("dask.dataframe")
+        sources["dask"] = dd.from_pandas(df, npartitions=3, sort=False)
+        fits = {name: hm.fit(formula, src, budget=3) for name, src in sources.items()}
+    # the truth for the codes: R's factor(f) levels of all the data are a < b < c < d < e, so
+    # as.numeric(factor(f)) is 1..5; its least-squares coefficient with the same support
+    if "as.numeric" in formula or "as.integer" in formula:
+        code = df.f.map({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}).to_numpy(float)
+        Z = pd.get_dummies(df.g).to_numpy(float)[:, [whole.design.terms[0].levels.get_loc(k)
+                                                     for k in whole.selected["(1 | g)"]]]
+        X = np.column_stack([np.ones(len(df)), df.x, code, Z])
+        beta = np.linalg.lstsq(X, df.y.to_numpy(), rcond=None)[0]
+        assert whole.fixef().iloc[2] == pytest.approx(beta[2], rel=1e-8)
+    for name, f in fits.items():
+        assert f.certificate.primal == pytest.approx(whole.certificate.primal, rel=1e-10, abs=1e-10), name
+        assert f.design.fixed_names == whole.design.fixed_names, name
+        np.testing.assert_allclose(f.beta, whole.beta, rtol=1e-8, atol=1e-10)
+
+
+def test_relevel_reference_is_first_in_every_source():
+    df = _levels_data()
+    with _quiet():
+        parts = hm.fit('y ~ x + relevel(factor(f), ref = "c") + (1 | g)', [df.iloc[:80], df.iloc[80:]], budget=2)
+    assert parts.design.fixed_names[2:] == tuple(f'relevel(factor(f), ref = "c"){v}' for v in "abde")
+
+
+def test_predict_codes_new_rows_on_the_training_levels():
+    """as.numeric(factor(f)) on one new row is its code among all training levels (here 5 for "e"),
+    not 1 (the new frame's own single level)."""
+    df = _levels_data()
+    with _quiet():
+        fit = hm.fit("y ~ x + as.numeric(factor(f)) + (1 | g)", df, budget=2)
+    row = df[df.f == "e"].head(1)
+    b = fit.fixef()
+    expected = b["(Intercept)"] + b["x"] * row.x.iloc[0] + b["as.numeric(factor(f))"] * 5
+    assert fit.predict(row, re_form="~0").iloc[0] == pytest.approx(expected, rel=1e-12)
+
+
+# ------------------------------------------------------------------ case 3: integer ids above 2**53
+BIG = [1234567890123456768 + 1, 1234567890123456768 + 2, 5, 7]  # the first two are one double apart from neither
+
+
+def _id_data(ids, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(4), 6)
+    x = rng.normal(size=24)
+    y = x + np.array([3.0, -3.0, 0.0, 0.5])[g] + 0.1 * rng.normal(size=24)
+    return pd.DataFrame({"y": y, "x": x, "g": [ids[k] for k in g]})
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "Int64", "object"])
+def test_integer_ids_above_2_53_stay_apart(dtype):
+    ids = BIG if dtype != "uint64" else [2**64 - 3, 2**64 - 2, 5, 7]
+    df = _id_data(ids)
+    df["g"] = pd.Series(df.g.tolist(), dtype=dtype) if dtype != "object" else pd.Series(df.g.tolist(), dtype=object)
+    assert len(set(df.g.tolist())) == 4  # the truth: four distinct ids
+    with _quiet():
+        fit = hm.fit("y ~ x + (1 | g)", df, budget=2)
+    levels = fit.design.terms[0].levels.tolist()
+    assert sorted(levels) == sorted(ids) and all(type(v) is int for v in levels)
+    assert list(fit.design.terms[0].level_strings) == [str(v) for v in sorted(ids)]
+    assert sorted(fit.selected["(1 | g)"]) == sorted(ids[:2])  # the two big ids carry the effects +-3
+    np.testing.assert_allclose(fit.predict(df).to_numpy(), fit.fitted().to_numpy(), rtol=1e-12)
+    assert sorted(fit.ranef()["g"].index.tolist()) == sorted(ids)
+
+
+def test_factor_of_big_integer_ids_in_the_fixed_part_keeps_them_apart():
+    df = _id_data(BIG)
+    d = build_design("y ~ factor(g) + (1 | x)", df.assign(x=np.arange(24) % 3))
+    assert d.fixed_names == ("(Intercept)", "factor(g)7", "factor(g)1234567890123456769", "factor(g)1234567890123456770")
+
+
+def test_cli_fit_keeps_big_ids_apart(tmp_path, capsys):
+    from hiermio.cli import main
+
+    path = tmp_path / "ids.csv"
+    _id_data(BIG).to_csv(path, index=False)
+    assert main(["fit", "y ~ x + (1 | g)", str(path), "--budget", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "groups:  g, 4" in out
+    assert "1234567890123456769" in out and "1234567890123456770" in out and "1234567890123456768" not in out
+
+
+# ------------------------------------------------------------------ case 4: float ids as R spells them
+@needs_rscript
+def test_float_ids_spelled_alike_are_one_level_as_in_r():
+    df = pd.DataFrame({"g": np.repeat([0.1 + 0.2, 0.3, 0.5, 0.7], 5)})
+    rng = np.random.default_rng(1)
+    df["x"] = rng.normal(size=20)
+    df["y"] = df.x + np.repeat([5.0, -5.0, 0.0, 1.0], 5)
+    r_levels = _r('cat(levels(factor(c(0.1 + 0.2, 0.3, 0.5, 0.7))), sep = "\\n")').split()
+    assert r_levels == ["0.3", "0.5", "0.7"]
+    with _quiet():
+        fit = hm.fit("y ~ x + (1 | g)", df, budget=2)
+    assert list(fit.design.terms[0].level_strings) == r_levels
+    np.testing.assert_allclose(fit.predict(df).to_numpy(), fit.fitted().to_numpy(), rtol=1e-12)
+    assert fit.ranef()["g"].shape[0] == 3
+    # the level "0.3" holds the ten rows of both spellings: its effect is their mean residual
+    sel = fit.selected["(1 | g)"]
+    assert len(sel) == 2 and 0.3 in sel
+
+
+# ------------------------------------------------------------------ text ids: a factor, whatever its spelling
+def test_text_ids_with_a_letter_are_a_grouping_factor():
+    ids = [str(i) for i in range(1, 10)] + ["A7"]
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"g": pd.array(np.repeat(ids, 3), dtype="string"), "x": rng.normal(size=30)})
+    df["y"] = df.x + np.where(df.g == "A7", 4.0, 0.0) + 0.1 * rng.normal(size=30)
+    with _quiet():
+        fit = hm.fit("y ~ x + (1 | g)", df, budget=1)
+    assert fit.design.terms[0].levels.tolist() == ids  # R's order: digits before letters
+    assert fit.selected["(1 | g)"] == ["A7"]
+    # the fixed part still refuses a column of numbers with one stray text
+    with pytest.raises(DataError, match="column 'g' is mostly numbers but holds text such as 'A7'"):
+        build_design("y ~ g + (1 | x)", df.assign(x=np.arange(30) % 3))
+
+
+# ------------------------------------------------------------------ predict on zero rows
+def test_predict_on_an_empty_frame_is_an_empty_series(sleepstudy):
+    fit = hm.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, budget=2)
+    out = fit.predict(sleepstudy.iloc[:0])
+    assert isinstance(out, pd.Series) and len(out) == 0 and out.name == "predicted"
+
+
+# ------------------------------------------------------------------ NA constants
+@needs_rscript
+def test_na_in_ifelse_drops_rows_as_r_model_frame():
+    x = [-1.5, 2.0, -3.0, 4.0, 5.0, 0.5, -0.2, 1.1, 2.2, -4.0, 3.3, 0.7]
+    df = pd.DataFrame({"x": x, "y": np.arange(12.0) ** 1.3, "g": list("abc") * 4})
+    r_rows = int(_r(f"d <- data.frame(x = c({', '.join(map(str, x))}), y = (0:11)^1.3); "
+                    "cat(nrow(model.frame(y ~ ifelse(x > 0, x, NA), d)))"))
+    with _quiet():
+        d = build_design("y ~ ifelse(x > 0, x, NA) + (1 | g)", df)
+        d_real = build_design("y ~ ifelse(x > 0, x, NA_real_) + (1 | g)", df)
+    assert d.n == r_rows == 8 and d.n_dropped == 4 and d_real.n == r_rows
+    kept = df[df.x > 0]
+    np.testing.assert_allclose(d.X[:, 1], kept.x.to_numpy())
+    with _quiet():
+        dc = build_design('y ~ ifelse(x > 0, ifelse(x > 2, "big", "small"), NA_character_) + (1 | g)', df)
+    assert dc.n == 8 and dc.fixed_names[1].endswith("small")
+
+
+# ------------------------------------------------------------------ deep nesting
+def test_moderate_nesting_is_read_and_deep_nesting_refused_by_name(sleepstudy):
+    ok = "Reaction ~ " + "(" * 100 + "Days" + ")" * 100 + " + (1 | Subject)"
+    deep_i = "Reaction ~ " + "I(" * 90 + "Days" + ")" * 90 + " + (1 | Subject)"
+    base = hm.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, budget=2)
+    for formula in (ok, deep_i):
+        fit = hm.fit(formula, sleepstudy, budget=2)
+        assert fit.certificate.primal == pytest.approx(base.certificate.primal, rel=1e-12)
+        np.testing.assert_allclose(fit.predict(sleepstudy).to_numpy(), base.predict(sleepstudy).to_numpy())
+    for formula in ("Reaction ~ " + "(" * 500 + "Days" + ")" * 500 + " + (1 | Subject)",
+                    "Reaction ~ " + "I(" * 500 + "Days" + ")" * 500 + " + (1 | Subject)"):
+        with pytest.raises(FormulaError, match="formula nested too deeply: more than 100 levels of parentheses"):
+            hm.fit(formula, sleepstudy, budget=2)
+    with pytest.raises(FormulaError, match="formula nested too deeply"):
+        hm.parse_formula("y ~ " + "-" * 3000 + "x")
