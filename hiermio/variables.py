@@ -25,6 +25,7 @@ training data and store them in a ``state`` dict keyed by the call as R spells i
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable
@@ -691,10 +692,11 @@ def _pminmax(node: Call, ctx: _Context) -> Value:
 
 
 def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any], summary: Callable[[], tuple] | None = None,
-              placeholder: Any = None) -> Any:
+              placeholder: Any = None, key: str | None = None) -> Any:
     """The transform's parameters: learned, or stored (``learn=False``), or, when collecting, its input's
-    mergeable ``summary()`` (a ``(kind, static arguments, moments)`` triple) recorded and a placeholder returned."""
-    key = deparse(node)
+    mergeable ``summary()`` (a ``(kind, static arguments, moments)`` triple) recorded and a placeholder returned.
+    They are kept under ``key`` (the call as R spells it unless given)."""
+    key = deparse(node) if key is None else key
     if ctx.collect is not None:
         if summary is None:
             raise _err(node, "this transform learns from all rows at once (knots at quantiles), which data read "
@@ -704,7 +706,7 @@ def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any], summary: Call
     if ctx.learn:
         ctx.state[key] = learn()
     elif key not in ctx.state:
-        raise FormulaError(f"{key} was not part of the fitted model")
+        raise FormulaError(f"{deparse(node)} was not part of the fitted model")
     return ctx.state[key]
 
 
@@ -927,18 +929,56 @@ def _center(node: Call, ctx: _Context) -> Value:
 
 
 def _poly(node: Call, ctx: _Context) -> Value:
-    if sum(k is None for k, _ in node.args) > 2 and not any(k == "degree" for k, _ in node.args):
-        raise _err(node, "poly() of several variables is not supported; write poly(x, d) + poly(z, d)")
-    a = _args(node, ["x", "degree", "coefs", "raw"])
-    x = _numeric_arg(a["x"], ctx, node)
-    degree = int(_constant(a["degree"], ctx, "poly()'s degree")) if "degree" in a else 1
+    """R's ``poly()``: orthogonal (or ``raw``) polynomials of one variable, or of several as R's
+    ``polym`` makes them: each variable's polynomials, then the products of one column of each (the
+    constant for power 0) whose powers add up to 1..degree, the first variable's power varying
+    fastest, named by the powers (``poly(x, z, degree = 2)1.0``)."""
+    a: dict[str, Node] = {}
+    for key, val in node.args:  # R's matching: keywords by (partial) name; positions are the variables
+        if key is None:
+            continue
+        match = [n for n in ("degree", "coefs", "raw", "simple") if n.startswith(key)]
+        if len(match) != 1:
+            raise _err(node, f"poly() has no argument {key!r} (it takes the variables, degree and raw)")
+        a[match[0]] = val
+    variables = node.positional
+    if not variables:
+        raise _err(node, "poly() needs a variable")
+    if len(variables) == 2 and "degree" not in a and not referenced_columns(variables[1]):
+        a["degree"], variables = variables[1], variables[:1]  # poly(x, 2): one number is the degree, as in R
+    if "coefs" in a:
+        raise _err(node, "poly()'s coefs= cannot be given in a formula: the coefficients are learned from the "
+                         "training data and applied to new data")
+    degree = _constant(a["degree"], ctx, "poly()'s degree") if "degree" in a else 1
+    if isinstance(degree, list) or degree is None or degree != int(degree):
+        raise _err(node, f"poly()'s degree must be one whole number, got {deparse(a['degree'])}")
+    degree = int(degree)
     raw = bool(_constant(a["raw"], ctx, "poly()'s raw")) if "raw" in a else False
     if degree < 1:
         raise _err(node, "poly()'s degree must be at least 1")
-    names = [str(i) for i in range(1, degree + 1)]
-    if raw:
-        return Value("numeric", np.column_stack([x ** d for d in range(1, degree + 1)]), colnames=names, matrix=True)
+    several = len(variables) > 1
+    bases = []
+    for i, v in enumerate(variables):
+        x = _numeric_arg(v, ctx, node)
+        key = f"{deparse(node)} [{deparse(v)}]" if several else deparse(node)
+        bases.append(x[:, None] ** np.arange(1, degree + 1) if raw else _orthogonal_poly(node, ctx, x, degree, key))
+    if not several:
+        return Value("numeric", bases[0], colnames=[str(i) for i in range(1, degree + 1)], matrix=True)
+    powers = [p[::-1] for p in itertools.product(range(degree + 1), repeat=len(variables))]  # R's expand.grid
+    powers = [p for p in powers if 0 < sum(p) <= degree]
+    n = ctx.n
+    cols = []
+    for p in powers:
+        col = np.ones(n)
+        for basis, k in zip(bases, p):
+            if k:
+                col = col * basis[:, k - 1]
+        cols.append(col)
+    return Value("numeric", np.column_stack(cols), colnames=[".".join(map(str, p)) for p in powers], matrix=True)
 
+
+def _orthogonal_poly(node: Call, ctx: _Context, x: np.ndarray, degree: int, key: str) -> np.ndarray:
+    """R's orthogonal polynomials of ``x`` of degrees 1..degree, their recurrence learned under ``key``."""
     def learn():
         ok = x[~np.isnan(x)]
         if len(np.unique(ok)) <= degree:
@@ -955,12 +995,11 @@ def _poly(node: Call, ctx: _Context) -> Value:
         return alpha, norm2
 
     alpha, norm2 = _stateful(node, ctx, learn, lambda: ("poly", (degree,), _moments(x, 2 * degree + 1)),
-                             ([0.0] * degree, [1.0] * (degree + 2)))
+                             ([0.0] * degree, [1.0] * (degree + 2)), key=key)
     cols = [np.ones_like(x), x - alpha[0]]
     for i in range(1, degree):
         cols.append((x - alpha[i]) * cols[i] - (norm2[i + 1] / norm2[i]) * cols[i - 1])
-    Z = np.column_stack(cols[1:]) / np.sqrt(np.asarray(norm2[2:]))
-    return Value("numeric", Z, colnames=names, matrix=True)
+    return np.column_stack(cols[1:]) / np.sqrt(np.asarray(norm2[2:]))
 
 
 def _spline(node: Call, ctx: _Context) -> Value:

@@ -232,3 +232,50 @@ def test_moderate_nesting_is_read_and_deep_nesting_refused_by_name(sleepstudy):
             hm.fit(formula, sleepstudy, budget=2)
     with pytest.raises(FormulaError, match="formula nested too deeply"):
         hm.parse_formula("y ~ " + "-" * 3000 + "x")
+
+
+# ------------------------------------------------------------------ case 5: poly() of several variables
+def _poly_data(n: int = 40, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x": rng.normal(size=n).round(6), "z": rng.normal(size=n).round(6), "g": np.arange(n) % 4})
+    df["y"] = df.x - df.x * df.z + 0.5 * df.z**2 + rng.normal(size=n)
+    return df
+
+
+def _r_frame(df: pd.DataFrame) -> str:
+    return "data.frame(" + ", ".join(f"{c} = c({', '.join(repr(float(v)) for v in df[c])})" for c in df.columns) + ")"
+
+
+@needs_rscript
+@pytest.mark.parametrize("call", ["poly(x, z, degree = 2)", "poly(x, z, degree = 3, raw = TRUE)"])
+def test_poly_of_two_variables_is_r_model_matrix_on_training_and_new_data(call):
+    df = _poly_data()
+    new = pd.DataFrame({"x": [0.1, 3.0, -2.0], "z": [1.0, -0.5, 4.0], "g": [0, 1, 2]})
+    r_code = (f"d <- {_r_frame(df[['x', 'z', 'y']])}; nd <- {_r_frame(new[['x', 'z']])}; "
+              f"m <- lm(y ~ {call}, d); tt <- delete.response(terms(m)); "
+              "X <- model.matrix(m); N <- model.matrix(tt, model.frame(tt, nd)); "
+              "cat(colnames(X), sep = '\\n'); cat('--\\n'); cat(format(c(t(X), t(N)), digits = 17), sep = '\\n')")
+    out = _r(r_code).split("--\n")
+    names = out[0].split("\n")[:-1]
+    numbers = np.array(out[1].split(), dtype=float)
+    X_r, N_r = numbers[: len(df) * len(names)].reshape(len(df), -1), numbers[len(df) * len(names):].reshape(3, -1)
+    d = build_design(f"y ~ {call} + (1 | g)", df)
+    assert list(d.fixed_names) == names and len(names) == (6 if "raw" not in call else 10)
+    np.testing.assert_allclose(d.X, X_r, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(d.fixed_matrix(new), N_r, rtol=1e-9, atol=1e-12)
+
+
+def test_poly_of_two_variables_in_chunks_gives_the_in_memory_fit():
+    df = _poly_data(200)
+    formula = "y ~ poly(x, z, degree = 2) + (1 | g)"
+    with _quiet():
+        whole = hm.fit(formula, df, budget=2)
+        parts = hm.fit(formula, [df.iloc[:70], df.iloc[70:]], budget=2)
+    assert parts.design.fixed_names == whole.design.fixed_names
+    assert parts.certificate.primal == pytest.approx(whole.certificate.primal, rel=1e-9)
+    np.testing.assert_allclose(parts.beta, whole.beta, rtol=1e-7)
+
+
+def test_poly_refuses_coefs_given_in_the_formula():
+    with pytest.raises(FormulaError, match="poly\\(\\)'s coefs= cannot be given in a formula"):
+        build_design("y ~ poly(x, coefs = 2) + (1 | g)", _poly_data())
