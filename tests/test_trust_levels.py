@@ -279,3 +279,43 @@ def test_poly_of_two_variables_in_chunks_gives_the_in_memory_fit():
 def test_poly_refuses_coefs_given_in_the_formula():
     with pytest.raises(FormulaError, match="poly\\(\\)'s coefs= cannot be given in a formula"):
         build_design("y ~ poly(x, coefs = 2) + (1 | g)", _poly_data())
+
+
+# ------------------------------------------------------------------ bs() beyond its boundary knots
+@needs_rscript
+def test_bs_with_a_knot_at_the_boundary_predicts_as_r_and_refuses_where_r_has_nan():
+    x = np.linspace(0, 100, 40)
+    df = pd.DataFrame({"x": x, "g": np.arange(40) % 4})
+    df["y"] = np.sin(x / 20) + 0.01 * x
+    call = "bs(x, knots = c(100))"
+    new = pd.DataFrame({"x": [-10.0, 25.0, 50.0], "g": [0, 1, 2]})
+    r = _r_numbers("{library(splines); b <- bs(seq(0, 100, length.out = 40), knots = 100); "
+                   "suppressWarnings(t(predict(b, c(-10, 25, 50))))}").reshape(3, 4)
+    d = build_design(f"y ~ {call} + (1 | g)", df)
+    with pytest.warns(hm.HierMIOWarning, match="beyond boundary knots may cause ill-conditioned bases"):
+        X = d.fixed_matrix(new)
+    keep = [1 + j for j in range(4) if f"{call}{j + 1}" in d.fixed_names]
+    np.testing.assert_allclose(X[:, 1:], r[:, [k - 1 for k in keep]], rtol=1e-10, atol=1e-14)
+    # above 100 R's basis is NaN (the knot coincides with the boundary knot): refused by name
+    with _quiet(), pytest.raises(DataError, match=r"bs\(\): x = 250 lies above the boundary knots \[.0., .100.\]"):
+        d.fixed_matrix(pd.DataFrame({"x": [250.0], "g": [0]}))
+
+
+@needs_rscript
+@pytest.mark.parametrize("call", ["bs(x, df = 6)", "bs(x, knots = c(2, 2, 5), degree = 2)", "ns(x, df = 4)",
+                                  "bs(x, knots = c(1, 4), Boundary.knots = c(0, 9))"])
+def test_spline_bases_equal_r_inside_and_beyond_the_boundary(call):
+    x = np.round(np.random.default_rng(5).uniform(0, 9, 30), 4)
+    new = np.array([-3.0, 0.0, 2.0, 4.5, 9.0, 12.0])
+    r_x, r_new = "c(" + ", ".join(map(repr, x.tolist())) + ")", "c(" + ", ".join(map(repr, new.tolist())) + ")"
+    r = _r_numbers(f"{{library(splines); b <- {call.replace('x', r_x, 1)}; "
+                   f"suppressWarnings(c(t(b), t(predict(b, {r_new}))))}}")
+    from hiermio.variables import evaluate
+
+    state: dict = {}
+    train = evaluate(call, pd.DataFrame({"x": x}), state).values
+    with _quiet():
+        pred = evaluate(call, pd.DataFrame({"x": new}), state, learn=False).values
+    k = train.shape[1]
+    np.testing.assert_allclose(train, r[: 30 * k].reshape(30, k), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(pred, r[30 * k:].reshape(len(new), k), rtol=1e-9, atol=1e-12)
