@@ -418,18 +418,19 @@ def _numeric_vector(v: Value, what: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- grouping
-def _group_value(term: RandomTerm, data: pd.DataFrame) -> Value:
+def _group_value(term: RandomTerm, data: pd.DataFrame, learn: bool = False) -> Value:
     """The grouping factor of a term: a factor, or lme4's interaction ``a:b`` of several."""
-    parts = group_parts(term, data)
+    parts = group_parts(term, data, learn)
     return parts[0] if len(parts) == 1 else combine_factors(parts, sep=":")
 
 
-def group_parts(term: RandomTerm, data: pd.DataFrame) -> list[Value]:
+def group_parts(term: RandomTerm, data: pd.DataFrame, learn: bool = False) -> list[Value]:
     """The factors a term's grouping factor is made of (lme4's ``a:b`` has two), each as a factor.
 
     A column is read exactly (:func:`hiermio.variables.column_factor`: integer ids of any size stay
     exact, floating-point ids are levels by R's 15-digit spelling, text ids are levels whatever they
-    look like); an expression is evaluated and made a factor as R's ``factor()`` makes one.
+    look like); an expression is evaluated and made a factor as R's ``factor()`` makes one. When
+    learning (the training data), numbers spelled alike are said to be one level.
 
     >>> from hiermio.formula import parse_formula
     >>> t = parse_formula("y ~ 1 + (1 | a:b)").random[0]
@@ -440,7 +441,10 @@ def group_parts(term: RandomTerm, data: pd.DataFrame) -> list[Value]:
     for node in term.group_factors:
         column = node.inner if isinstance(node, Paren) else node
         if isinstance(column, Name) and column.id in data.columns:
-            parts.append(column_factor(data, column.id))
+            f = column_factor(data, column.id)
+            if learn and pd.api.types.is_float_dtype(data[column.id].dtype):
+                _warn_merged_spellings(data[column.id], f, term)
+            parts.append(f)
             continue
         try:
             v = evaluate(node, data, {}, learn=True)
@@ -452,6 +456,26 @@ def group_parts(term: RandomTerm, data: pd.DataFrame) -> list[Value]:
             v = factor_of_numbers(v.values)
         parts.append(v.as_factor())
     return parts
+
+
+def _warn_merged_spellings(col: pd.Series, f: Value, term: RandomTerm) -> None:
+    """Say so when distinct numbers of a grouping column are one level because R spells them alike
+    (15 significant digits): 0.1 + 0.2 and 0.3 are meant to be; ids above 2**53 stored as floats are not."""
+    distinct = pd.unique(col.dropna().to_numpy())
+    if len(distinct) == len(f.levels):
+        return
+    codes = f.values[~col.isna().to_numpy()]
+    values = col.dropna().to_numpy()
+    first = np.flatnonzero(np.bincount(codes, minlength=len(f.levels)) > 0)
+    for level in first:
+        same = pd.unique(values[codes == level])
+        if len(same) > 1:
+            example = ", ".join(repr(float(v)) for v in same[:2])
+            break
+    warnings.warn(f"grouping factor {col.name!r} of random term {term.label}: {len(distinct)} distinct numbers make "
+                  f"{len(f.levels)} levels, since R spells them alike with 15 significant digits (e.g. {example} are "
+                  f"the level {f.levels[level]!r}), as R's factor() does; ids above 2**53 are not exact as floats: store "
+                  "them as integers (e.g. dtype 'Int64') or text", HierMIOWarning, stacklevel=5)
 
 
 def group_strings(term: RandomTerm, data: pd.DataFrame) -> np.ndarray:
@@ -771,7 +795,7 @@ def model_frame_values(parsed: ParsedFormula, data: pd.DataFrame, state: dict, w
         term_terms.append(tt)
         for node in tt.variables:
             add(node, f"random term {t.label}")
-    groups = [_group_value(t, data) for t in parsed.random]
+    groups = [_group_value(t, data, learn) for t in parsed.random]
     w = _vector_argument(weights, data, "weights", state)
     off_arg = _vector_argument(offset, data, "offset", state)
     response = values[response_key]
