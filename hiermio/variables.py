@@ -787,9 +787,14 @@ def _merge_combinations(a: tuple, b: tuple) -> tuple:
 
 
 def _finish_combinations(static: tuple, summary: tuple) -> tuple[list[str], list[str]]:
-    """interaction()'s levels: the combinations that occur, the first factor varying fastest."""
-    parts, combos = summary
-    rank = [{s: i for i, s in enumerate(final_levels(*p)[0])} for p in parts]
+    """interaction()'s levels: every combination of the factors' levels (with ``drop``: those that
+    occur), the first factor varying fastest."""
+    (drop,), (parts, combos) = static, summary
+    levels = [final_levels(*p)[0] for p in parts]
+    if not drop:
+        strings = _all_combinations(levels)
+        return strings, list(strings)
+    rank = [{s: i for i, s in enumerate(lv)} for lv in levels]
     strings = sorted(combos, key=lambda c: tuple(r[s] for r, s in zip(rank, combos[c]))[::-1])
     return strings, list(strings)
 
@@ -1044,20 +1049,35 @@ def _spline(node: Call, ctx: _Context) -> Value:
 
 
 def _interaction(node: Call, ctx: _Context) -> Value:
-    facs = [_as_factor_arg(v, ctx) for k, v in node.args if k is None]
+    """R's ``interaction(f, g, drop = FALSE)``: every combination of the factors' levels is a level
+    (``drop = TRUE``: those that occur), the first factor varying fastest, spelled ``a.x``."""
+    a = {k: v for k, v in node.args if k is not None}
+    unknown = [k for k in a if k != "drop"]
+    if unknown:
+        raise _err(node, f"interaction() has no argument {unknown[0]!r} here (it takes the factors and drop)")
+    drop = bool(_constant(a["drop"], ctx, "interaction()'s drop")) if "drop" in a else False
+    facs = [_as_factor_arg(v, ctx) for v in node.positional]
+    if not facs:
+        raise _err(node, "interaction() needs factors")
     key = deparse(node)
+    f = combine_factors(facs, sep=".", first_fastest=True)
     if ctx.collect is not None:  # each factor's levels, and the combinations that occur
-        f = combine_factors(facs, sep=".", first_fastest=True)
         combos = dict(zip(f.levels, _combination_parts(facs)))
-        _record(ctx.collect, key, ("interaction", (), ([_level_summary(g, True) for g in facs], combos)))
+        _record(ctx.collect, key, ("interaction", (drop,), ([_level_summary(g, True) for g in facs], combos)))
         return f
     if not ctx.learn and key in ctx.state:
-        strings, labels = ctx.state[key]
-        return _on_levels(combine_factors(facs, sep=".", first_fastest=True), strings, labels)
-    f = combine_factors(facs, sep=".", first_fastest=True)
+        return _on_levels(f, *ctx.state[key])
+    if not drop:
+        strings = _all_combinations([g.levels for g in facs])
+        f = _on_levels(f, strings, strings)
     if ctx.learn:
         ctx.state[key] = (list(f.levels), list(f.labels))
     return f
+
+
+def _all_combinations(levels: list[list[str]]) -> list[str]:
+    """Every combination of the level lists, the first varying fastest, spelled ``a.x``."""
+    return [".".join(c[::-1]) for c in itertools.product(*levels[::-1])]
 
 
 def _combination_parts(facs: list[Value]) -> list[tuple[str, ...]]:

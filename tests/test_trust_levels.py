@@ -53,7 +53,8 @@ def _levels_data(n: int = 240, seed: int = 3) -> pd.DataFrame:
     x = rng.normal(size=n)
     code = pd.Series(f).map({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}).to_numpy()
     y = 0.7 * code + x + np.where(g < 3, 2.0, 0.0) + rng.normal(size=n)
-    return pd.DataFrame({"y": y, "x": x, "f": f, "g": [f"k{v}" for v in g]})
+    h = np.where(np.arange(n) < n // 2, rng.choice(["lo", "mid"], n), rng.choice(["hi", "lo"], n))
+    return pd.DataFrame({"y": y, "x": x, "f": f, "g": [f"k{v}" for v in g], "h": h})
 
 
 LEVEL_FORMULAS = [
@@ -63,6 +64,7 @@ LEVEL_FORMULAS = [
     "y ~ x + as.numeric(ordered(f)) + (1 | g)",
     'y ~ x + relevel(factor(f), ref = "c") + (1 | g)',
     'y ~ x + relevel(f, ref = "c") + (1 | g)',
+    "y ~ x + as.numeric(interaction(f, h)) + C(f, sum) + (1 | g)",
 ]
 
 
@@ -81,7 +83,7 @@ def test_level_functions_give_one_objective_on_every_source(formula, tmp_path):
         fits = {name: hm.fit(formula, src, budget=3) for name, src in sources.items()}
     # the truth for the codes: R's factor(f) levels of all the data are a < b < c < d < e, so
     # as.numeric(factor(f)) is 1..5; its least-squares coefficient with the same support
-    if "as.numeric" in formula or "as.integer" in formula:
+    if "(factor(f))" in formula or "(ordered(f))" in formula:
         code = df.f.map({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}).to_numpy(float)
         Z = pd.get_dummies(df.g).to_numpy(float)[:, [whole.design.terms[0].levels.get_loc(k)
                                                      for k in whole.selected["(1 | g)"]]]
@@ -319,3 +321,17 @@ def test_spline_bases_equal_r_inside_and_beyond_the_boundary(call):
     k = train.shape[1]
     np.testing.assert_allclose(train, r[: 30 * k].reshape(30, k), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(pred, r[30 * k:].reshape(len(new), k), rtol=1e-9, atol=1e-12)
+
+
+@needs_rscript
+def test_interaction_levels_are_every_combination_as_in_r():
+    from hiermio.variables import evaluate
+
+    f, h = ["c", "a", "b", "a", "c"], ["y", "x", "x", "y", "y"]
+    quoted = [", ".join(f'"{v}"' for v in col) for col in (f, h)]
+    r_codes = _r_numbers(f"as.numeric(interaction(c({quoted[0]}), c({quoted[1]})))")
+    r_levels = _r(f'cat(levels(interaction(c({quoted[0]}), c({quoted[1]}))), sep = "\\n")').split()
+    v = evaluate("interaction(f, h)", pd.DataFrame({"f": f, "h": h}), {})
+    assert v.levels == r_levels == ["a.x", "b.x", "c.x", "a.y", "b.y", "c.y"]
+    np.testing.assert_array_equal(evaluate("as.numeric(interaction(f, h))", pd.DataFrame({"f": f, "h": h}), {}).values,
+                                  r_codes)
