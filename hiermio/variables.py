@@ -244,8 +244,14 @@ def column_factor(data: pd.DataFrame, name: str) -> Value:
 
 def factor_of_numbers(x: np.ndarray) -> Value:
     """Floating-point numbers as a factor, as R's ``factor()`` makes one: levels in numeric order,
-    spelled with 15 significant digits, numbers spelled alike being one level (R's rule: a level
-    is a string). Whole numbers are labelled as integers.
+    spelled with 15 significant digits, numbers spelled alike being one level. Whole numbers are
+    labelled as integers.
+
+    Why R's rule rather than one level per distinct double: a level is matched by its spelling
+    everywhere else (new data in ``predict``, ids given as text, ``ranef`` read back in R, the
+    design of data in partitions), so a level per double would make two levels that every later
+    step merges again (a fit with two levels predicting both rows with one). R's rule gives one
+    mapping for all of them, and it is what lme4 fits on the same data.
 
     >>> f = factor_of_numbers(np.array([0.3, 0.1 + 0.2, np.nan, 2.0]))
     >>> f.levels, f.labels, f.values.tolist()

@@ -335,3 +335,16 @@ def test_interaction_levels_are_every_combination_as_in_r():
     assert v.levels == r_levels == ["a.x", "b.x", "c.x", "a.y", "b.y", "c.y"]
     np.testing.assert_array_equal(evaluate("as.numeric(interaction(f, h))", pd.DataFrame({"f": f, "h": h}), {}).values,
                                   r_codes)
+
+
+def test_big_integer_ids_in_parquet_are_the_levels_of_the_pandas_fit(tmp_path):
+    df = _id_data(BIG)
+    df["g"] = df.g.astype("int64")
+    df.iloc[:12].to_parquet(tmp_path / "a.parquet")
+    df.iloc[12:].to_parquet(tmp_path / "b.parquet")
+    with _quiet():
+        whole = hm.fit("y ~ x + (1 | g)", df, budget=2)
+        parts = hm.fit("y ~ x + (1 | g)", str(tmp_path), budget=2)
+    assert parts.design.terms[0].level_strings == whole.design.terms[0].level_strings
+    assert parts.design.terms[0].levels.tolist() == sorted(BIG)
+    assert parts.certificate.primal == pytest.approx(whole.certificate.primal, rel=1e-10)
