@@ -770,7 +770,21 @@ def _learned_levels(node: Call, ctx: _Context, f: Value, keep_unused: bool, ref:
         return f
     if key not in ctx.state:  # a design learned before levels were kept: the values' own levels
         return f
-    return _on_levels(f, *ctx.state[key])
+    return _on_training_levels(key, f, *ctx.state[key])
+
+
+def _on_training_levels(key: str, f: Value, strings: list[str], labels: list[Any]) -> Value:
+    """``f`` (new data) on the levels learned in training; a level training did not have is refused
+    (its code, or its place among the levels, would mean nothing the model learned)."""
+    out = _on_levels(f, strings, labels)
+    if len(out.levels) > len(strings):
+        used = np.unique(out.values[out.values >= len(strings)])
+        if len(used):
+            unseen = [out.levels[c] for c in used[:5]]
+            raise DataError(f"new data has level(s) {unseen} of {key!r} that training did not have; training levels: "
+                            f"{strings[:10]}{' ...' if len(strings) > 10 else ''}")
+        out = replace(out, levels=out.levels[: len(strings)], labels=out.labels[: len(strings)])
+    return out
 
 
 def _merge_levels(a: tuple, b: tuple) -> tuple:
@@ -1072,7 +1086,7 @@ def _interaction(node: Call, ctx: _Context) -> Value:
         _record(ctx.collect, key, ("interaction", (drop,), ([_level_summary(g, True) for g in facs], combos)))
         return f
     if not ctx.learn and key in ctx.state:
-        return _on_levels(f, *ctx.state[key])
+        return _on_training_levels(key, f, *ctx.state[key])
     if not drop:
         strings = _all_combinations([g.levels for g in facs])
         f = _on_levels(f, strings, strings)

@@ -348,3 +348,11 @@ def test_big_integer_ids_in_parquet_are_the_levels_of_the_pandas_fit(tmp_path):
     assert parts.design.terms[0].level_strings == whole.design.terms[0].level_strings
     assert parts.design.terms[0].levels.tolist() == sorted(BIG)
     assert parts.certificate.primal == pytest.approx(whole.certificate.primal, rel=1e-10)
+
+
+def test_a_level_unseen_in_training_inside_an_expression_is_refused_by_name():
+    df = _levels_data()
+    with _quiet():
+        fit = hm.fit("y ~ x + as.numeric(factor(f)) + (1 | g)", df, budget=2)
+    with pytest.raises(DataError, match=r"level\(s\) \['z'\] of 'factor\(f\)' that training did not have"):
+        fit.predict(df.head(2).assign(f="z"), re_form="~0")
