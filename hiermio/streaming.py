@@ -2,8 +2,11 @@
 one frame, learned from a :class:`hiermio.sources.DataSource` in passes that keep one partition and
 one summary in memory.
 
-1. (only when the formula has ``scale()``, ``poly()``, ``center()`` or splines) the stateful
-   transforms' inputs are summarised by mergeable moments (:func:`hiermio.variables.merge_summaries`);
+1. (only when the formula has ``scale()``, ``poly()``, ``center()``, splines or a function of a
+   factor's levels: ``factor()``, ``ordered()``, ``relevel()``, ``C()``, ``interaction()``) the
+   stateful transforms' inputs are summarised by mergeable moments and level sets
+   (:func:`hiermio.variables.merge_summaries`), so that ``as.numeric(factor(f))`` codes every
+   partition by the levels of all the data;
 2. every variable is evaluated with those parameters: missing values are counted, factor and
    grouping levels collected from the complete rows (in R's order: a declared order when every
    partition declares the same, else sorted as R sorts), column types and widths recorded;

@@ -6,7 +6,9 @@ A variable is a column (``Days``, ``total.fruits``) or an R call on columns (``I
 Stateful transforms (``scale``, ``poly``, ``ns``, ``bs``, ``center``) learn their parameters on the
 training data and store them in a ``state`` dict keyed by the call as R spells it; evaluating with
 ``learn=False`` applies the stored parameters to new data, as R's ``predict()`` does with
-``makepredictcall``. The Python spellings ``np.log(x)``, ``C(x)``, ``I(x**2)``, ``center(x)`` and
+``makepredictcall``. Functions that make a factor (``factor``, ``ordered``, ``relevel``, ``C``,
+``interaction``) keep its levels there too, so that what depends on them (``as.numeric(factor(f))``,
+the first level) is the same on new data and on data read in parts as on all the training rows. The Python spellings ``np.log(x)``, ``C(x)``, ``I(x**2)``, ``center(x)`` and
 ``Q("name")`` mean what they meant with formulaic.
 
 >>> import pandas as pd
