@@ -316,7 +316,7 @@ class _Parser:
 # Every stage (parser, term algebra, evaluation, deparse) walks the tree recursively: deeper
 # formulas are refused, with the reason, before any of them recurses.
 MAX_PARENTHESES = 100  # levels of parentheses and calls, I(I(x)) or ((x)); R reads a few thousand
-MAX_DEPTH = 400  # levels of the whole tree: operators too (a + b + c is two levels deep)
+MAX_DEPTH = 400  # levels of the whole tree: operators too (a sum of k terms is k levels deep)
 
 
 def _check_nesting(p: "_Parser") -> None:
@@ -373,7 +373,7 @@ def parse(text: str) -> Node:
     levels = depth(node)
     if levels > MAX_DEPTH:
         raise FormulaError(f"formula nested too deeply: its expression is {levels} levels deep (at most {MAX_DEPTH}; "
-                           "each operator, call and parenthesis is a level, a sum of k terms k - 1 levels)")
+                           "each operator, call and parenthesis is a level: a sum of k terms is k levels deep)")
     return node
 
 

@@ -8,8 +8,9 @@ training data and store them in a ``state`` dict keyed by the call as R spells i
 ``learn=False`` applies the stored parameters to new data, as R's ``predict()`` does with
 ``makepredictcall``. Functions that make a factor (``factor``, ``ordered``, ``relevel``, ``C``,
 ``interaction``) keep its levels there too, so that what depends on them (``as.numeric(factor(f))``,
-the first level) is the same on new data and on data read in parts as on all the training rows. The Python spellings ``np.log(x)``, ``C(x)``, ``I(x**2)``, ``center(x)`` and
-``Q("name")`` mean what they meant with formulaic.
+the first level) is the same on new data and on data read in parts as on all the training rows.
+The Python spellings ``np.log(x)``, ``C(x)``, ``I(x**2)``, ``center(x)`` and ``Q("name")`` mean
+what they meant with formulaic.
 
 >>> import pandas as pd
 >>> df = pd.DataFrame({"Days": [0, 1, 2, 3], "g": ["b", "a", "b", "a"]})
