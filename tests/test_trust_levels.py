@@ -356,3 +356,16 @@ def test_a_level_unseen_in_training_inside_an_expression_is_refused_by_name():
         fit = hm.fit("y ~ x + as.numeric(factor(f)) + (1 | g)", df, budget=2)
     with pytest.raises(DataError, match=r"level\(s\) \['z'\] of 'factor\(f\)' that training did not have"):
         fit.predict(df.head(2).assign(f="z"), re_form="~0")
+
+
+def test_cli_reads_big_ids_with_empty_cells_exactly(tmp_path, capsys):
+    from hiermio.cli import main
+
+    df = _id_data(BIG).astype({"g": object})
+    df.loc[3, "g"] = None  # an empty cell: pandas alone reads the column as floats, merging the two big ids
+    path = tmp_path / "ids.csv"
+    df.to_csv(path, index=False)
+    assert pd.read_csv(path).g.nunique() == 3
+    assert main(["fit", "y ~ x + (1 | g)", str(path), "--budget", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "groups:  g, 4" in out and "1234567890123456769" in out and "1234567890123456770" in out
