@@ -93,10 +93,11 @@ def bspline_basis(x: np.ndarray, knots: list[float], boundary: tuple[float, floa
         if mask.any():
             if order > 2 and _r_derivative_undefined(aknots, pivot, order):
                 side = "below" if mask is left else "above"
+                knots_text = ", ".join(format_number(float(b)) for b in boundary)
                 raise DataError(f"bs(): x = {format_number(float(x[mask][0]))} lies {side} the boundary knots "
-                                f"{[format_number(float(b)) for b in boundary]}, where the basis cannot be extended: a knot "
-                                f"coincides with the boundary knot {format_number(float(pivot))} (R's bs gives NaN there); "
-                                "give Boundary.knots= that cover these values, or knots inside them")
+                                f"[{knots_text}], where the basis cannot be extended: a knot coincides with the "
+                                f"boundary knot {format_number(float(pivot))} (R's bs gives NaN there); give "
+                                "Boundary.knots= that cover these values, or knots inside them")
             powers = np.column_stack([np.ones(mask.sum())] + [(x[mask] - pivot) ** d for d in range(1, order)])
             derivs = np.vstack([_design(aknots, np.array([pivot]), order, d) for d in range(order)])
             basis[mask] = powers @ (derivs / scale[:, None])
