@@ -22,6 +22,8 @@ from .rsyntax import format_number
 
 __all__ = ["bspline_basis", "natural_spline_basis"]
 
+_ROWS = 1 << 16  # rows per block of the recurrence
+
 
 def _interval(knots: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
     """Index j of the knot interval [t_j, t_j+1) holding each x (the last non-empty one at the right
@@ -41,6 +43,8 @@ def _design(knots: np.ndarray, x: np.ndarray, order: int, deriv: int = 0) -> np.
     knot span is 0)."""
     knots = np.asarray(knots, dtype=float)
     x = np.asarray(x, dtype=float)
+    if len(x) > _ROWS:  # in blocks: the recurrence holds a few (rows x knots) arrays at a time
+        return np.vstack([_design(knots, x[i:i + _ROWS], order, deriv) for i in range(0, len(x), _ROWS)])
     j = _interval(knots, x, order)
     m = len(knots) - 1
     B = (np.arange(m)[None, :] == j[:, None]).astype(float)  # order 1: the interval's indicator
