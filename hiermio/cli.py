@@ -62,7 +62,17 @@ def _read_csv(path: str, what: str) -> pd.DataFrame:
     if not os.path.exists(path):
         raise HierMIOError(f"{what} {path!r} does not exist")
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        # whole numbers with empty cells are read as floats, which cannot hold ids above 2**53
+        # exactly: such columns are read again as nullable integers
+        inexact = [c for c in frame.columns if frame[c].dtype == float and frame[c].isna().any()
+                   and (frame[c].abs() > 2**53).any()]
+        if inexact:
+            exact = pd.read_csv(path, usecols=inexact, dtype_backend="numpy_nullable")
+            for c in inexact:
+                if pd.api.types.is_integer_dtype(exact[c].dtype):
+                    frame[c] = exact[c]
+        return frame
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise HierMIOError(f"{what} {path!r} cannot be read as CSV: {exc}") from exc
 

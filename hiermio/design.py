@@ -33,8 +33,9 @@ from .exceptions import DataError, FormulaError, HierMIOWarning
 from .sources import RowsElsewhere
 from .formula import ParsedFormula, RandomTerm, Terms, parse_formula
 from .modelmatrix import ColumnLayout, aliased_columns
-from .rsyntax import Name, Node, deparse, parse
-from .variables import Value, combine_factors, evaluate, r_label, referenced_columns
+from .rsyntax import Name, Node, Paren, deparse, parse, walk
+from .variables import (NA_CONSTANTS, Value, column_factor, combine_factors, evaluate, factor_of_numbers, r_label,
+                        referenced_columns)
 
 __all__ = ["TermDesign", "Design", "RowBlock", "FrameValues", "model_frame_values", "build_design", "group_labels",
            "required_columns", "vector_args_as_columns", "carry_vector_options", "random_design_matrix",
@@ -417,14 +418,19 @@ def _numeric_vector(v: Value, what: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- grouping
-def _group_value(term: RandomTerm, data: pd.DataFrame) -> Value:
+def _group_value(term: RandomTerm, data: pd.DataFrame, learn: bool = False) -> Value:
     """The grouping factor of a term: a factor, or lme4's interaction ``a:b`` of several."""
-    parts = group_parts(term, data)
+    parts = group_parts(term, data, learn)
     return parts[0] if len(parts) == 1 else combine_factors(parts, sep=":")
 
 
-def group_parts(term: RandomTerm, data: pd.DataFrame) -> list[Value]:
+def group_parts(term: RandomTerm, data: pd.DataFrame, learn: bool = False) -> list[Value]:
     """The factors a term's grouping factor is made of (lme4's ``a:b`` has two), each as a factor.
+
+    A column is read exactly (:func:`hiermio.variables.column_factor`: integer ids of any size stay
+    exact, floating-point ids are levels by R's 15-digit spelling, text ids are levels whatever they
+    look like); an expression is evaluated and made a factor as R's ``factor()`` makes one. When
+    learning (the training data), numbers spelled alike are said to be one level.
 
     >>> from hiermio.formula import parse_formula
     >>> t = parse_formula("y ~ 1 + (1 | a:b)").random[0]
@@ -433,6 +439,13 @@ def group_parts(term: RandomTerm, data: pd.DataFrame) -> list[Value]:
     """
     parts = []
     for node in term.group_factors:
+        column = node.inner if isinstance(node, Paren) else node
+        if isinstance(column, Name) and column.id in data.columns:
+            f = column_factor(data, column.id)
+            if learn and pd.api.types.is_float_dtype(data[column.id].dtype):
+                _warn_merged_spellings(data[column.id], f, term)
+            parts.append(f)
+            continue
         try:
             v = evaluate(node, data, {}, learn=True)
         except FormulaError as exc:
@@ -440,19 +453,29 @@ def group_parts(term: RandomTerm, data: pd.DataFrame) -> list[Value]:
         if v.kind == "numeric":
             if v.values.ndim == 2:
                 raise DataError(f"grouping factor {deparse(node)!r} of random term {term.label} is a matrix")
-            x = v.values
-            v = _factor_of_numbers(x)
+            v = factor_of_numbers(v.values)
         parts.append(v.as_factor())
     return parts
 
 
-def _factor_of_numbers(x: np.ndarray) -> Value:
-    mask = np.isnan(x)
-    uniq = np.unique(x[~mask])
-    codes = np.full(len(x), -1, dtype=np.intp)
-    codes[~mask] = np.searchsorted(uniq, x[~mask])
-    labels = [int(u) if float(u).is_integer() else float(u) for u in uniq]
-    return Value("factor", codes, [r_label(u) for u in labels], labels)
+def _warn_merged_spellings(col: pd.Series, f: Value, term: RandomTerm) -> None:
+    """Say so when distinct numbers of a grouping column are one level because R spells them alike
+    (15 significant digits): 0.1 + 0.2 and 0.3 are meant to be; ids above 2**53 stored as floats are not."""
+    distinct = pd.unique(col.dropna().to_numpy())
+    if len(distinct) == len(f.levels):
+        return
+    codes = f.values[~col.isna().to_numpy()]
+    values = col.dropna().to_numpy()
+    first = np.flatnonzero(np.bincount(codes, minlength=len(f.levels)) > 0)
+    for level in first:
+        same = pd.unique(values[codes == level])
+        if len(same) > 1:
+            example = ", ".join(repr(float(v)) for v in same[:2])
+            break
+    warnings.warn(f"grouping factor {col.name!r} of random term {term.label}: {len(distinct)} distinct numbers make "
+                  f"{len(f.levels)} levels, since R spells them alike with 15 significant digits (e.g. {example} are "
+                  f"the level {f.levels[level]!r}), as R's factor() does; ids above 2**53 are not exact as floats: store "
+                  "them as integers (e.g. dtype 'Int64') or text", HierMIOWarning, stacklevel=5)
 
 
 def group_strings(term: RandomTerm, data: pd.DataFrame) -> np.ndarray:
@@ -465,16 +488,24 @@ def group_strings(term: RandomTerm, data: pd.DataFrame) -> np.ndarray:
 def group_labels(data: pd.DataFrame, group: str) -> pd.Series:
     """Level of every row for a grouping factor ``g`` or an interaction ``a:b``.
 
-    A single column's own values are returned; an interaction is spelled as lme4 spells it.
+    A single column's own values are returned (floating-point ones as the design's labels: numbers
+    spelled alike with 15 significant digits are one level); an interaction is spelled as lme4 spells it.
 
     >>> group_labels(pd.DataFrame({"a": [1, 1], "b": ["x", "y"]}), "a:b").tolist()
     ['1:x', '1:y']
+    >>> group_labels(pd.DataFrame({"g": [0.1 + 0.2, 0.3]}), "g").tolist()
+    [0.3, 0.3]
     """
     node = parse(group)
     if isinstance(node, Name):
         if node.id not in data.columns:
             raise FormulaError(f"unknown grouping column {node.id!r}")
-        return data[node.id]
+        col = data[node.id]
+        if pd.api.types.is_float_dtype(col.dtype):
+            f = factor_of_numbers(col.to_numpy(dtype=float, na_value=np.nan))
+            labels = np.array(list(f.labels) + [np.nan], dtype=object)
+            return pd.Series(labels[np.where(f.values < 0, len(f.labels), f.values)], index=data.index, name=col.name)
+        return col
     term = RandomTerm("1", group, parse("1"), node)
     return pd.Series(group_strings(term, data), index=data.index, name=group)
 
@@ -598,9 +629,12 @@ def _evaluate(node: Node, data: pd.DataFrame, state: dict, where: str, learn: bo
 
 def _check_computed(values: dict[str, Value], data: pd.DataFrame, where_of: dict[str, str]) -> None:
     """A transform that makes NaN from complete inputs (log of 0, sqrt of -1) is an error, not a
-    silently dropped row (R drops such rows with only a warning)."""
+    silently dropped row (R drops such rows with only a warning). A variable that names R's NA
+    (``ifelse(x > 0, x, NA)``) makes missing values on purpose: its rows are dropped, as R drops them."""
     for key, v in values.items():
         if key in data.columns or v.kind not in ("numeric", "logical"):
+            continue
+        if any(isinstance(n, Name) and n.id in NA_CONSTANTS and n.id not in data.columns for n in walk(parse(key))):
             continue
         inputs_na = np.zeros(len(data), dtype=bool)
         for col in referenced_columns(parse(key)):
@@ -761,7 +795,7 @@ def model_frame_values(parsed: ParsedFormula, data: pd.DataFrame, state: dict, w
         term_terms.append(tt)
         for node in tt.variables:
             add(node, f"random term {t.label}")
-    groups = [_group_value(t, data) for t in parsed.random]
+    groups = [_group_value(t, data, learn) for t in parsed.random]
     w = _vector_argument(weights, data, "weights", state)
     off_arg = _vector_argument(offset, data, "offset", state)
     response = values[response_key]

@@ -392,6 +392,8 @@ class MIOFit:
         missing = [c for c in sorted(used) if c not in newdata.columns]
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")
+        if len(newdata) == 0:  # no rows, no predictions (as R's predict on a frame of zero rows)
+            return pd.Series(np.zeros(0), index=newdata.index, name="predicted")
         X = d.fixed_matrix(newdata)
         pred = X @ self.beta + d.offset_for(newdata)
         for k, t in enumerate(d.terms):

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 from .exceptions import FormulaError
 
-__all__ = ["Node", "Num", "Str", "Name", "Call", "Op", "Unary", "Paren", "parse", "deparse", "format_number",
-           "pointer", "walk"]
+__all__ = ["Node", "Num", "Str", "Name", "Call", "Op", "Unary", "Paren", "parse", "deparse", "depth", "format_number",
+           "pointer", "walk", "MAX_DEPTH", "MAX_PARENTHESES"]
 
 
 def pointer(text: str, start: int, end: int) -> str:
@@ -313,17 +313,67 @@ class _Parser:
         return Call((name.start, close.end), name.text, tuple(args))
 
 
+# Every stage (parser, term algebra, evaluation, deparse) walks the tree recursively: deeper
+# formulas are refused, with the reason, before any of them recurses.
+MAX_PARENTHESES = 100  # levels of parentheses and calls, I(I(x)) or ((x)); R reads a few thousand
+MAX_DEPTH = 400  # levels of the whole tree: operators too (a sum of k terms is k levels deep)
+
+
+def _check_nesting(p: "_Parser") -> None:
+    depth = 0
+    for tok in p.tokens:
+        if tok.kind == "op" and tok.text == "(":
+            depth += 1
+            if depth > MAX_PARENTHESES:
+                raise p.fail(f"formula nested too deeply: more than {MAX_PARENTHESES} levels of parentheses "
+                             "(a call's count too)", tok)
+        elif tok.kind == "op" and tok.text == ")":
+            depth -= 1
+
+
+def depth(node: Node) -> int:
+    """Levels of the tree (a leaf is 1), counted without recursion.
+
+    >>> depth(parse("a + b + log(c)"))
+    3
+    """
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        deepest = max(deepest, d)
+        children = ([v for _, v in n.args] if isinstance(n, Call) else [n.left, n.right] if isinstance(n, Op)
+                    else [n.operand] if isinstance(n, Unary) else [n.inner] if isinstance(n, Paren) else [])
+        stack.extend((c, d + 1) for c in children)
+    return deepest
+
+
 def parse(text: str) -> Node:
-    """Parse one R expression (a whole formula, or a part of one) into a tree with spans."""
+    """Parse one R expression (a whole formula, or a part of one) into a tree with spans.
+
+    >>> parse("y ~ " + "(" * 500 + "x" + ")" * 500)
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.FormulaError: formula nested too deeply: more than 100 levels of parentheses (a call's count too):
+    ...
+    """
     p = _Parser(text)
     if p.peek().kind == "end":
         raise FormulaError("the formula is empty")
-    node = p.expression()
+    _check_nesting(p)
+    try:
+        node = p.expression()
+    except RecursionError:  # a chain of unary operators or powers thousands long
+        raise FormulaError(f"formula nested too deeply: a chain of operators too long to read (at most {MAX_DEPTH} "
+                           "levels)") from None
     tok = p.peek()
     if tok.kind != "end":
         if tok.text == ")":
             raise p.fail("unbalanced ')' in formula", tok)
         raise p.fail(f"unexpected {tok.text!r}", tok)
+    levels = depth(node)
+    if levels > MAX_DEPTH:
+        raise FormulaError(f"formula nested too deeply: its expression is {levels} levels deep (at most {MAX_DEPTH}; "
+                           "each operator, call and parenthesis is a level: a sum of k terms is k levels deep)")
     return node
 
 

@@ -13,23 +13,67 @@ LINPACK's Householder reflections, whose signs fix the basis R reports).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
-from scipy.interpolate import BSpline
+
+from .exceptions import DataError, HierMIOWarning
+from .rsyntax import format_number
 
 __all__ = ["bspline_basis", "natural_spline_basis"]
 
+_ROWS = 1 << 16  # rows per block of the recurrence
+
+
+def _interval(knots: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
+    """Index j of the knot interval [t_j, t_j+1) holding each x (the last non-empty one at the right
+    boundary knot: R takes the limit from the left there)."""
+    last = len(knots) - order - 1
+    j = np.clip(np.searchsorted(knots, x, side="right") - 1, order - 1, last)
+    while True:  # the right boundary, or a knot repeated there: step left to a non-empty interval
+        empty = (knots[j] == knots[j + 1]) & (j > order - 1)
+        if not empty.any():
+            return j
+        j = np.where(empty, j - 1, j)
+
 
 def _design(knots: np.ndarray, x: np.ndarray, order: int, deriv: int = 0) -> np.ndarray:
-    """R's ``splineDesign(knots, x, ord, derivs)``: every B-spline of the knot sequence at ``x``."""
-    nb = len(knots) - order
-    # at the right boundary knot R takes the limit from the left; scipy's half-open intervals give 0
-    x = np.where(x == knots[-1], np.nextafter(knots[-1], -np.inf), x)
-    out = np.empty((len(x), nb))
-    for i in range(nb):
-        spl = BSpline(knots, np.eye(nb)[i], order - 1, extrapolate=True)
-        out[:, i] = (spl.derivative(deriv) if deriv else spl)(x)
-    return out
+    """R's ``splineDesign(knots, x, ord, derivs)``: every B-spline of the knot sequence (or its
+    ``deriv``-th derivative) at ``x``, by the Cox-de Boor recurrence (a term over a zero-length
+    knot span is 0)."""
+    knots = np.asarray(knots, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if len(x) > _ROWS:  # in blocks: the recurrence holds a few (rows x knots) arrays at a time
+        return np.vstack([_design(knots, x[i:i + _ROWS], order, deriv) for i in range(0, len(x), _ROWS)])
+    j = _interval(knots, x, order)
+    m = len(knots) - 1
+    B = (np.arange(m)[None, :] == j[:, None]).astype(float)  # order 1: the interval's indicator
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(2, order - deriv + 1):  # values of order k from order k - 1
+            width = m - k + 1
+            left_den = knots[k - 1:k - 1 + width] - knots[:width]
+            right_den = knots[k:k + width] - knots[1:1 + width]
+            left = np.where(left_den > 0, (x[:, None] - knots[:width]) / left_den, 0.0)
+            right = np.where(right_den > 0, (knots[k:k + width] - x[:, None]) / right_den, 0.0)
+            B = left * B[:, :width] + right * B[:, 1:width + 1]
+        for k in range(order - deriv + 1, order + 1):  # derivatives: D B_{i,k} = (k-1) (B_{i,k-1}/.. - B_{i+1,k-1}/..)
+            width = m - k + 1
+            left_den = knots[k - 1:k - 1 + width] - knots[:width]
+            right_den = knots[k:k + width] - knots[1:1 + width]
+            left = np.where(left_den > 0, (k - 1) / left_den, 0.0)
+            right = np.where(right_den > 0, (k - 1) / right_den, 0.0)
+            B = left * B[:, :width] - right * B[:, 1:width + 1]
+    return B
+
+
+def _r_derivative_undefined(knots: np.ndarray, x: float, order: int) -> bool:
+    """R's splineDesign gives NaN for derivatives at x when the knot span it picks there is empty:
+    at the right boundary knot, when another knot coincides with it (``bs(x, knots = max(x))``)."""
+    after = np.flatnonzero(knots > x)
+    curs = int(after[0]) if len(after) else int(np.flatnonzero(knots >= x)[-1])
+    if curs > len(knots) - order and x == knots[len(knots) - order]:
+        curs = len(knots) - order
+    return bool(knots[curs - 1] == knots[curs])
 
 
 def bspline_basis(x: np.ndarray, knots: list[float], boundary: tuple[float, float], degree: int,
@@ -43,11 +87,21 @@ def bspline_basis(x: np.ndarray, knots: list[float], boundary: tuple[float, floa
     left, right = ok & (x < boundary[0]), ok & (x > boundary[1])
     inside = ok & ~left & ~right
     basis[inside] = _design(aknots, x[inside], order)
+    if (left | right).any():  # R's words
+        warnings.warn("bs(): some 'x' values beyond boundary knots may cause ill-conditioned bases", HierMIOWarning,
+                      stacklevel=2)
     e = 0.25
     scale = np.array([math.gamma(d + 1) for d in range(order)])
     for mask, pivot in ((left, (1 - e) * boundary[0] + e * aknots[order]),
                         (right, (1 - e) * boundary[1] + e * aknots[len(aknots) - order - 1])):
         if mask.any():
+            if order > 2 and _r_derivative_undefined(aknots, pivot, order):
+                side = "below" if mask is left else "above"
+                knots_text = ", ".join(format_number(float(b)) for b in boundary)
+                raise DataError(f"bs(): x = {format_number(float(x[mask][0]))} lies {side} the boundary knots "
+                                f"[{knots_text}], where the basis cannot be extended: a knot coincides with the "
+                                f"boundary knot {format_number(float(pivot))} (R's bs gives NaN there); give "
+                                "Boundary.knots= that cover these values, or knots inside them")
             powers = np.column_stack([np.ones(mask.sum())] + [(x[mask] - pivot) ** d for d in range(1, order)])
             derivs = np.vstack([_design(aknots, np.array([pivot]), order, d) for d in range(order)])
             basis[mask] = powers @ (derivs / scale[:, None])

@@ -2,8 +2,11 @@
 one frame, learned from a :class:`hiermio.sources.DataSource` in passes that keep one partition and
 one summary in memory.
 
-1. (only when the formula has ``scale()``, ``poly()``, ``center()`` or splines) the stateful
-   transforms' inputs are summarised by mergeable moments (:func:`hiermio.variables.merge_summaries`);
+1. (only when the formula has ``scale()``, ``poly()``, ``center()``, splines or a function of a
+   factor's levels: ``factor()``, ``ordered()``, ``relevel()``, ``C()``, ``interaction()``) the
+   stateful transforms' inputs are summarised by mergeable moments and level sets
+   (:func:`hiermio.variables.merge_summaries`), so that ``as.numeric(factor(f))`` codes every
+   partition by the levels of all the data;
 2. every variable is evaluated with those parameters: missing values are counted, factor and
    grouping levels collected from the complete rows (in R's order: a declared order when every
    partition declares the same, else sorted as R sorts), column types and widths recorded;
@@ -39,12 +42,13 @@ from .exceptions import DataError, HierMIOWarning
 from .formula import ParsedFormula, parse_formula
 from .modelmatrix import ColumnLayout, aliased_columns
 from .sources import as_source
-from .variables import Value, merge_summaries, r_sort_key, state_from_summaries
+from .variables import Value, final_levels, merge_summaries, state_from_summaries
 
 __all__ = ["learn_design", "finish_fixed_columns"]
 
-# calls that learn from the data (a false positive costs one pass, nothing else)
-_STATEFUL = re.compile(r"(^|[^\w.])([\w.]+(::|\.))?(scale|center|poly|ns|bs)\s*\(")
+# calls that learn from the data: transforms, and the factors whose levels (codes, first level)
+# must be those of all the data (a false positive costs one pass, nothing else)
+_STATEFUL = re.compile(r"(^|[^\w.])([\w.]+(::|\.))?(scale|center|poly|ns|bs|factor|ordered|relevel|C|interaction)\s*\(")
 
 
 @dataclass
@@ -62,14 +66,7 @@ class _Levels:
 
     def final(self) -> tuple[list[str], list[Any]]:
         """(level strings, labels) in R's order."""
-        if len(self.orders) == 1:
-            order = [s for s in next(iter(self.orders)) if s in self.used]
-        else:
-            labels = list(self.used.values())
-            numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-                          for v in labels)
-            order = sorted(self.used, key=(lambda s: float(self.used[s])) if numeric else r_sort_key)
-        return order, [self.used[s] for s in order]
+        return final_levels(self.orders, self.used)
 
 
 def _levels_of(v: Value, rows: np.ndarray) -> _Levels:

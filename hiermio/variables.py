@@ -6,8 +6,11 @@ A variable is a column (``Days``, ``total.fruits``) or an R call on columns (``I
 Stateful transforms (``scale``, ``poly``, ``ns``, ``bs``, ``center``) learn their parameters on the
 training data and store them in a ``state`` dict keyed by the call as R spells it; evaluating with
 ``learn=False`` applies the stored parameters to new data, as R's ``predict()`` does with
-``makepredictcall``. The Python spellings ``np.log(x)``, ``C(x)``, ``I(x**2)``, ``center(x)`` and
-``Q("name")`` mean what they meant with formulaic.
+``makepredictcall``. Functions that make a factor (``factor``, ``ordered``, ``relevel``, ``C``,
+``interaction``) keep its levels there too, so that what depends on them (``as.numeric(factor(f))``,
+the first level) is the same on new data and on data read in parts as on all the training rows.
+The Python spellings ``np.log(x)``, ``C(x)``, ``I(x**2)``, ``center(x)`` and ``Q("name")`` mean
+what they meant with formulaic.
 
 >>> import pandas as pd
 >>> df = pd.DataFrame({"Days": [0, 1, 2, 3], "g": ["b", "a", "b", "a"]})
@@ -25,6 +28,7 @@ training data and store them in a ``state`` dict keyed by the call as R spells i
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable
@@ -35,8 +39,9 @@ import pandas as pd
 from .exceptions import DataError, FormulaError
 from .rsyntax import Call, Name, Node, Num, Op, Paren, Str, Unary, deparse, format_number, parse
 
-__all__ = ["Value", "evaluate", "merge_summaries", "state_from_summaries", "column_value", "r_label", "r_sort_key",
-           "referenced_columns", "FUNCTIONS", "parse"]
+__all__ = ["Value", "evaluate", "merge_summaries", "state_from_summaries", "column_value", "column_factor",
+           "factor_of_numbers", "final_levels", "NA_CONSTANTS", "r_label", "r_sort_key", "referenced_columns",
+           "FUNCTIONS", "parse"]
 
 
 @dataclass
@@ -123,17 +128,28 @@ def r_sort_key(s: str):
 
 
 def _factor_from(values: np.ndarray, levels: list[Any] | None = None) -> Value:
-    """A factor from raw values: levels sorted as R sorts them (numbers by value, text by collation)."""
+    """A factor from raw values: levels sorted as R sorts them (numbers by value, text by collation).
+
+    As R's ``factor()``, the levels are the values' spellings (``as.character``: 15 significant
+    digits), so two numbers spelled alike are one level, the first in order keeping its label:
+
+    >>> f = _factor_from(np.array([0.1 + 0.2, 0.3, 0.5], dtype=object))
+    >>> f.levels, f.values.tolist()
+    (['0.3', '0.5'], [0, 0, 1])
+    """
     values = np.asarray(values, dtype=object)
     inverse, uniques = pd.factorize(values)  # missing values get -1
     present = list(uniques)
     if levels is None:
         if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
                for v in present):
-            levels = sorted(present)
+            levels = sorted(present)  # Python ints compare exactly, whatever their size
         else:
             levels = sorted(present, key=lambda v: r_sort_key(r_label(v)))
-    strings = [r_label(v) for v in levels]
+    spelled = {}
+    for v in levels:  # one level per spelling (R matches values to levels by as.character)
+        spelled.setdefault(r_label(v), v)
+    strings, levels = list(spelled), list(spelled.values())
     index = {s: i for i, s in enumerate(strings)}
     code_of_unique = np.array([index.get(r_label(v), -1) for v in present] + [-1], dtype=np.intp)
     codes = code_of_unique[np.where(inverse >= 0, inverse, len(present))]
@@ -194,6 +210,70 @@ def column_value(data: pd.DataFrame, name: str) -> Value:
                                        np.array([r_label(v) for v in values], dtype=object)).astype(object))
 
 
+def column_factor(data: pd.DataFrame, name: str) -> Value:
+    """A data column read as a factor, exactly (a grouping factor is a factor, whatever its spelling).
+
+    Integers of any width (int64, uint64, nullable, Python ints in an object column) keep their
+    exact values; floating-point numbers are levels by their spelling with R's 15 significant
+    digits (as R's ``factor()``: ``0.1 + 0.2`` and ``0.3`` are the one level ``"0.3"``); text is
+    read as it is, with no "mostly numbers" check (``"A7"`` among ``"1"``..``"9"`` is a level).
+
+    >>> ids = pd.DataFrame({"g": np.array([2**60 + 1, 2**60 + 2, 5], dtype=np.int64)})
+    >>> column_factor(ids, "g").levels
+    ['5', '1152921504606846977', '1152921504606846978']
+    >>> column_factor(pd.DataFrame({"g": [0.1 + 0.2, 0.3]}), "g").levels
+    ['0.3']
+    """
+    col = data[name]
+    if isinstance(col, pd.DataFrame):
+        raise DataError(f"the data has {col.shape[1]} columns named {name!r}; column names must be unique")
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+        return column_value(data, name).as_factor()
+    if pd.api.types.is_integer_dtype(dtype):
+        codes, uniques = pd.factorize(col, sort=True)  # exact integers; missing values get -1
+        labels = [int(u) for u in uniques]
+        return Value("factor", np.asarray(codes, dtype=np.intp), [str(u) for u in labels], labels)
+    if pd.api.types.is_float_dtype(dtype):
+        return factor_of_numbers(col.to_numpy(dtype=float, na_value=np.nan))
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype) or \
+            pd.api.types.is_timedelta64_dtype(dtype):
+        return column_value(data, name).as_factor()  # complex, dates: column_value's errors
+    values = col.to_numpy(dtype=object)
+    if any(isinstance(v, (pd.Timestamp, np.datetime64)) for v in values[:1000]):
+        raise DataError(f"column {name!r} holds dates; convert it to a number or text first")
+    return _factor_from(np.where(pd.isna(values), None, values))
+
+
+def factor_of_numbers(x: np.ndarray) -> Value:
+    """Floating-point numbers as a factor, as R's ``factor()`` makes one: levels in numeric order,
+    spelled with 15 significant digits, numbers spelled alike being one level. Whole numbers are
+    labelled as integers.
+
+    Why R's rule rather than one level per distinct double: a level is matched by its spelling
+    everywhere else (new data in ``predict``, ids given as text, ``ranef`` read back in R, the
+    design of data in partitions), so a level per double would make two levels that every later
+    step merges again (a fit with two levels predicting both rows with one). R's rule gives one
+    mapping for all of them, and it is what lme4 fits on the same data.
+
+    >>> f = factor_of_numbers(np.array([0.3, 0.1 + 0.2, np.nan, 2.0]))
+    >>> f.levels, f.labels, f.values.tolist()
+    (['0.3', '2'], [0.3, 2], [0, 0, -1, 1])
+    """
+    x = np.asarray(x, dtype=float)
+    mask = np.isnan(x)
+    uniq = np.unique(x[~mask])
+    strings = [format_number(float(u)) for u in uniq]
+    level_of: dict[str, int] = {}
+    for s in strings:
+        level_of.setdefault(s, len(level_of))
+    lut = np.array([level_of[s] for s in strings], dtype=np.intp)
+    codes = np.full(len(x), -1, dtype=np.intp)
+    codes[~mask] = lut[np.searchsorted(uniq, x[~mask])]
+    labels = [int(float(s)) if float(s).is_integer() else float(s) for s in level_of]
+    return Value("factor", codes, list(level_of), labels)
+
+
 def _is_number(s: str) -> bool:
     try:
         float(s)
@@ -202,7 +282,9 @@ def _is_number(s: str) -> bool:
         return False
 
 
-_CONSTANTS = {"TRUE": True, "FALSE": False, "T": True, "F": False, "pi": math.pi, "Inf": math.inf}
+_CONSTANTS = {"TRUE": True, "FALSE": False, "T": True, "F": False, "pi": math.pi, "Inf": math.inf, "NaN": math.nan}
+# R's missing values, by type: a row where a variable is NA is dropped from the model frame (na.omit)
+NA_CONSTANTS = {"NA": "logical", "NA_real_": "numeric", "NA_integer_": "numeric", "NA_character_": "character"}
 _CONTRASTS = {"treatment": "treatment", "contr.treatment": "treatment", "Treatment": "treatment",
               "sum": "sum", "contr.sum": "sum", "Sum": "sum", "helmert": "helmert", "contr.helmert": "helmert",
               "Helmert": "helmert", "poly": "poly", "contr.poly": "poly", "Poly": "poly"}
@@ -226,7 +308,7 @@ def referenced_columns(node: Node) -> list[str]:
 
     def visit(n: Node) -> None:
         if isinstance(n, Name):
-            if n.id not in _CONSTANTS and n.id not in out:
+            if n.id not in _CONSTANTS and n.id not in NA_CONSTANTS and n.id not in out:
                 out.append(n.id)
         elif isinstance(n, Call):
             fn = _canonical(n.func)
@@ -300,6 +382,9 @@ def _eval(node: Node, ctx: _Context) -> Value:
         if node.id in _CONSTANTS:
             c = _CONSTANTS[node.id]
             return Value("logical" if isinstance(c, bool) else "numeric", np.array(float(c)))
+        if node.id in NA_CONSTANTS:
+            kind = NA_CONSTANTS[node.id]
+            return Value(kind, np.array(None, dtype=object) if kind == "character" else np.array(np.nan))
         close = difflib.get_close_matches(node.id, [str(c) for c in ctx.data.columns], n=1)
         raise FormulaError(f"unknown column {node.id!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     if isinstance(node, Unary):
@@ -428,6 +513,8 @@ def _constant(node: Node, ctx: _Context, what: str) -> Any:
         return -node.operand.value
     if isinstance(node, Name) and node.id in _CONSTANTS:
         return _CONSTANTS[node.id]
+    if isinstance(node, Name) and node.id in NA_CONSTANTS:
+        return None if NA_CONSTANTS[node.id] == "character" else math.nan
     if isinstance(node, Name) and node.id == "NULL":
         return None
     if isinstance(node, Call) and node.func == "c":
@@ -484,9 +571,31 @@ def _q(node: Call, ctx: _Context) -> Value:
     return _eval(Name(a["name"].span, a["name"].value), ctx)
 
 
+def _as_factor_arg(node: Node, ctx: _Context) -> Value:
+    """The argument of factor(), C(), relevel(), interaction(), as a factor: a column of integers
+    exactly (ids above 2**53 stay apart), numbers by their R spelling, text and logicals as R does."""
+    if _is_exact_integer_column(node, ctx):
+        return column_factor(ctx.data, (node.inner if isinstance(node, Paren) else node).id)
+    v = _eval(node, ctx)
+    if v.kind != "numeric":
+        return v.as_factor()
+    if v.values.ndim == 2:
+        raise _err(node, "a matrix cannot be a factor")
+    return factor_of_numbers(v.values)
+
+
+def _is_exact_integer_column(node: Node, ctx: _Context) -> bool:
+    inner = node.inner if isinstance(node, Paren) else node
+    return isinstance(inner, Name) and inner.id in ctx.data.columns and \
+        pd.api.types.is_integer_dtype(ctx.data[inner.id].dtype)
+
+
 def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
     a = _args(node, ["x", "levels", "labels", "ordered"] if node.func != "as.factor" else ["x"])
-    v = _eval(a["x"], ctx)
+    if "levels" not in a and _is_exact_integer_column(a["x"], ctx):
+        v = column_factor(ctx.data, (a["x"].inner if isinstance(a["x"], Paren) else a["x"]).id)
+    else:
+        v = _eval(a["x"], ctx)
     if "ordered" in a:
         ordered = bool(_constant(a["ordered"], ctx, "factor()'s ordered"))
     if "levels" in a:
@@ -494,16 +603,19 @@ def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
         wanted = wanted if isinstance(wanted, list) else [wanted]
         f = _factor_from(_labels(v) if v.kind != "numeric" else np.ravel(v.values).astype(object),
                          [r_label(w) if v.kind != "numeric" else w for w in wanted])
-    elif v.kind == "factor":
-        f = v
-    elif v.kind == "numeric":
-        x = np.ravel(v.values)
-        f = _factor_from(np.where(np.isnan(x), None, x).astype(object))
-    elif v.kind == "logical":
-        f = v.as_factor()
-        f = f.drop_unused()
     else:
-        f = _factor_from(v.values)
+        keep_unused = _canonical(node.func) == "as.factor"  # R's as.factor keeps a factor as it is
+        if v.kind == "factor":
+            f = v if keep_unused else v.drop_unused()  # factor(f) keeps the levels that occur, in f's order
+        elif v.kind == "numeric":
+            f = factor_of_numbers(np.ravel(v.values))
+        elif v.kind == "logical":
+            f = v.as_factor().drop_unused()
+        else:
+            f = _factor_from(v.values)
+        f = _learned_levels(node, ctx, f, keep_unused)
+        if ctx.collect is not None:
+            return f
     if "labels" in a:
         new = _constant(a["labels"], ctx, "factor()'s labels")
         new = new if isinstance(new, list) else [new]
@@ -517,8 +629,7 @@ def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
 def _contrast_call(node: Call, ctx: _Context) -> Value:
     """``C(f, sum)`` (R) and ``C(f)`` (formulaic's spelling: treatment contrasts)."""
     a = _args(node, ["object", "contr", "how.many"])
-    v = _eval(a["object"], ctx)
-    f = v.as_factor() if v.kind != "numeric" else _factor_from(np.ravel(v.values).astype(object))
+    f = _learned_levels(node, ctx, _as_factor_arg(a["object"], ctx), keep_unused=True)
     kind = "treatment"
     if "contr" in a:
         c = a["contr"]
@@ -531,15 +642,19 @@ def _contrast_call(node: Call, ctx: _Context) -> Value:
 
 def _relevel(node: Call, ctx: _Context) -> Value:
     a = _args(node, ["x", "ref"], required=2)
-    f = _eval(a["x"], ctx).as_factor()
+    f = _as_factor_arg(a["x"], ctx)
     ref = r_label(_constant(a["ref"], ctx, "relevel()'s ref"))
+    key = deparse(node)
+    if ctx.collect is not None or (not ctx.learn and key in ctx.state):  # the levels of all the data
+        return _learned_levels(node, ctx, f, keep_unused=True, ref=ref)
     if ref not in f.levels:
         raise _err(node, f"relevel(): {ref!r} is not a level (levels: {f.levels[:10]})")
     i = f.levels.index(ref)
     order = [i] + [j for j in range(len(f.levels)) if j != i]
     remap = np.argsort(order)
     codes = np.where(f.values >= 0, remap[np.maximum(f.values, 0)], -1)
-    return replace(f, values=codes, levels=[f.levels[j] for j in order], labels=[f.labels[j] for j in order])
+    f = replace(f, values=codes, levels=[f.levels[j] for j in order], labels=[f.labels[j] for j in order])
+    return _learned_levels(node, ctx, f, keep_unused=True)
 
 
 def _as_numeric(node: Call, ctx: _Context) -> Value:
@@ -586,10 +701,11 @@ def _pminmax(node: Call, ctx: _Context) -> Value:
 
 
 def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any], summary: Callable[[], tuple] | None = None,
-              placeholder: Any = None) -> Any:
+              placeholder: Any = None, key: str | None = None) -> Any:
     """The transform's parameters: learned, or stored (``learn=False``), or, when collecting, its input's
-    mergeable ``summary()`` (a ``(kind, static arguments, moments)`` triple) recorded and a placeholder returned."""
-    key = deparse(node)
+    mergeable ``summary()`` (a ``(kind, static arguments, moments)`` triple) recorded and a placeholder returned.
+    They are kept under ``key`` (the call as R spells it unless given)."""
+    key = deparse(node) if key is None else key
     if ctx.collect is not None:
         if summary is None:
             raise _err(node, "this transform learns from all rows at once (knots at quantiles), which data read "
@@ -599,8 +715,111 @@ def _stateful(node: Call, ctx: _Context, learn: Callable[[], Any], summary: Call
     if ctx.learn:
         ctx.state[key] = learn()
     elif key not in ctx.state:
-        raise FormulaError(f"{key} was not part of the fitted model")
+        raise FormulaError(f"{deparse(node)} was not part of the fitted model")
     return ctx.state[key]
+
+
+# ----------------------------------------------------------------- levels learned from all the data
+def final_levels(orders: frozenset | set, used: dict) -> tuple[list[str], list[Any]]:
+    """(level strings, labels) of a factor seen in parts: the order every part declares, when they
+    all declare the same one, else sorted as R sorts levels (numbers by value, text by collation).
+
+    >>> final_levels({("b", "a")}, {"a": "a", "b": "b"}), final_levels({("c",), ("a", "b")}, {"c": "c", "a": "a"})
+    ((['b', 'a'], ['b', 'a']), (['a', 'c'], ['a', 'c']))
+    """
+    if len(orders) == 1:
+        order = [s for s in next(iter(orders)) if s in used]
+    else:
+        numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                      for v in used.values())
+        order = sorted(used, key=(lambda s: used[s]) if numeric else r_sort_key)  # Python ints: exactly
+    return order, [used[s] for s in order]
+
+
+def _level_summary(f: Value, keep_unused: bool) -> tuple:
+    """A factor's levels as a mergeable summary: (its level order, {level string: label} of the
+    levels that occur, or of all its levels with ``keep_unused``)."""
+    if keep_unused:
+        used = dict(zip(f.levels, f.labels))
+    else:
+        codes = np.unique(f.values[f.values >= 0])
+        used = {f.levels[c]: f.labels[c] for c in codes}
+    return frozenset([tuple(f.levels)]), used
+
+
+def _on_levels(f: Value, strings: list[str], labels: list[Any]) -> Value:
+    """``f`` coded on the levels ``strings`` (learned from all the data); a value among none of them
+    becomes a further level, after them (new data: the model frame then names it as unseen)."""
+    index = {s: i for i, s in enumerate(strings)}
+    extra = [s for s in f.levels if s not in index]
+    for s in extra:
+        index[s] = len(index)
+    lut = np.array([index[s] for s in f.levels] + [-1], dtype=np.intp)
+    codes = lut[np.where(f.values < 0, len(f.levels), f.values)]
+    extra_labels = [f.labels[f.levels.index(s)] for s in extra]
+    return replace(f, values=codes, levels=list(strings) + extra, labels=list(labels) + extra_labels)
+
+
+def _learned_levels(node: Call, ctx: _Context, f: Value, keep_unused: bool, ref: str | None = None) -> Value:
+    """A factor made by ``node`` on the levels of all the data, which a function of its codes
+    (``as.numeric(factor(f))``) or its first level (``relevel``) depends on: learned (``learn``),
+    summarised for data in parts (``collect``; ``ref`` is relevel's), or applied (new data, parts)."""
+    key = deparse(node)
+    if ctx.collect is not None:
+        _record(ctx.collect, key, ("levels", (ref, key), _level_summary(f, keep_unused)))
+        return f
+    if ctx.learn:
+        ctx.state[key] = (list(f.levels), list(f.labels))
+        return f
+    if key not in ctx.state:  # a design learned before levels were kept: the values' own levels
+        return f
+    return _on_training_levels(key, f, *ctx.state[key])
+
+
+def _on_training_levels(key: str, f: Value, strings: list[str], labels: list[Any]) -> Value:
+    """``f`` (new data) on the levels learned in training; a level training did not have is refused
+    (its code, or its place among the levels, would mean nothing the model learned)."""
+    out = _on_levels(f, strings, labels)
+    if len(out.levels) > len(strings):
+        used = np.unique(out.values[out.values >= len(strings)])
+        if len(used):
+            unseen = [out.levels[c] for c in used[:5]]
+            raise DataError(f"new data has level(s) {unseen} of {key!r} that training did not have; training levels: "
+                            f"{strings[:10]}{' ...' if len(strings) > 10 else ''}")
+        out = replace(out, levels=out.levels[: len(strings)], labels=out.labels[: len(strings)])
+    return out
+
+
+def _merge_levels(a: tuple, b: tuple) -> tuple:
+    return a[0] | b[0], {**a[1], **b[1]}
+
+
+def _finish_levels(static: tuple, summary: tuple) -> tuple[list[str], list[Any]]:
+    ref, key = static
+    strings, labels = final_levels(*summary)
+    if ref is not None:
+        if ref not in strings:
+            raise FormulaError(f"relevel(): {ref!r} is not a level (levels: {strings[:10]}) in {key!r}")
+        i = strings.index(ref)
+        strings, labels = [ref] + strings[:i] + strings[i + 1:], [labels[i]] + labels[:i] + labels[i + 1:]
+    return strings, labels
+
+
+def _merge_combinations(a: tuple, b: tuple) -> tuple:
+    return [_merge_levels(x, y) for x, y in zip(a[0], b[0])], {**a[1], **b[1]}
+
+
+def _finish_combinations(static: tuple, summary: tuple) -> tuple[list[str], list[str]]:
+    """interaction()'s levels: every combination of the factors' levels (with ``drop``: those that
+    occur), the first factor varying fastest."""
+    (drop,), (parts, combos) = static, summary
+    levels = [final_levels(*p)[0] for p in parts]
+    if not drop:
+        strings = _all_combinations(levels)
+        return strings, list(strings)
+    rank = [{s: i for i, s in enumerate(lv)} for lv in levels]
+    strings = sorted(combos, key=lambda c: tuple(r[s] for r, s in zip(rank, combos[c]))[::-1])
+    return strings, list(strings)
 
 
 # ----------------------------------------------------------------- stateful transforms in chunks
@@ -646,7 +865,8 @@ def _record(out: dict, key: str, summary: tuple) -> None:
     """Add a transform's ``(kind, static arguments, moments)`` summary to ``out``, merging the moments."""
     kind, static, moments = summary
     old = out.get(key)
-    out[key] = (kind, static, moments if old is None else _merge_moments(old[2], moments))
+    merge = _MERGE.get(kind, _merge_moments)
+    out[key] = (kind, static, moments if old is None else merge(old[2], moments))
 
 
 def state_from_summaries(summaries: dict) -> dict:
@@ -698,7 +918,10 @@ def _finish_spline(static: tuple, mom: tuple) -> tuple[list, list]:
     return [float(b) for b in (boundary if boundary is not None else (mom[3], mom[4]))], list(knots)
 
 
+_MERGE: dict[str, Callable[[tuple, tuple], tuple]] = {"levels": _merge_levels, "interaction": _merge_combinations}
 _FINISH: dict[str, Callable[[tuple, tuple], Any]] = {
+    "levels": _finish_levels,
+    "interaction": _finish_combinations,
     "scale": _finish_scale,
     "center": lambda static, mom: float(mom[1]),
     "poly": _finish_poly,
@@ -734,18 +957,56 @@ def _center(node: Call, ctx: _Context) -> Value:
 
 
 def _poly(node: Call, ctx: _Context) -> Value:
-    if sum(k is None for k, _ in node.args) > 2 and not any(k == "degree" for k, _ in node.args):
-        raise _err(node, "poly() of several variables is not supported; write poly(x, d) + poly(z, d)")
-    a = _args(node, ["x", "degree", "coefs", "raw"])
-    x = _numeric_arg(a["x"], ctx, node)
-    degree = int(_constant(a["degree"], ctx, "poly()'s degree")) if "degree" in a else 1
+    """R's ``poly()``: orthogonal (or ``raw``) polynomials of one variable, or of several as R's
+    ``polym`` makes them: each variable's polynomials, then the products of one column of each (the
+    constant for power 0) whose powers add up to 1..degree, the first variable's power varying
+    fastest, named by the powers (``poly(x, z, degree = 2)1.0``)."""
+    a: dict[str, Node] = {}
+    for key, val in node.args:  # R's matching: keywords by (partial) name; positions are the variables
+        if key is None:
+            continue
+        match = [n for n in ("degree", "coefs", "raw", "simple") if n.startswith(key)]
+        if len(match) != 1:
+            raise _err(node, f"poly() has no argument {key!r} (it takes the variables, degree and raw)")
+        a[match[0]] = val
+    variables = node.positional
+    if not variables:
+        raise _err(node, "poly() needs a variable")
+    if len(variables) == 2 and "degree" not in a and not referenced_columns(variables[1]):
+        a["degree"], variables = variables[1], variables[:1]  # poly(x, 2): one number is the degree, as in R
+    if "coefs" in a:
+        raise _err(node, "poly()'s coefs= cannot be given in a formula: the coefficients are learned from the "
+                         "training data and applied to new data")
+    degree = _constant(a["degree"], ctx, "poly()'s degree") if "degree" in a else 1
+    if isinstance(degree, list) or degree is None or degree != int(degree):
+        raise _err(node, f"poly()'s degree must be one whole number, got {deparse(a['degree'])}")
+    degree = int(degree)
     raw = bool(_constant(a["raw"], ctx, "poly()'s raw")) if "raw" in a else False
     if degree < 1:
         raise _err(node, "poly()'s degree must be at least 1")
-    names = [str(i) for i in range(1, degree + 1)]
-    if raw:
-        return Value("numeric", np.column_stack([x ** d for d in range(1, degree + 1)]), colnames=names, matrix=True)
+    several = len(variables) > 1
+    bases = []
+    for i, v in enumerate(variables):
+        x = _numeric_arg(v, ctx, node)
+        key = f"{deparse(node)} [{deparse(v)}]" if several else deparse(node)
+        bases.append(x[:, None] ** np.arange(1, degree + 1) if raw else _orthogonal_poly(node, ctx, x, degree, key))
+    if not several:
+        return Value("numeric", bases[0], colnames=[str(i) for i in range(1, degree + 1)], matrix=True)
+    powers = [p[::-1] for p in itertools.product(range(degree + 1), repeat=len(variables))]  # R's expand.grid
+    powers = [p for p in powers if 0 < sum(p) <= degree]
+    n = ctx.n
+    cols = []
+    for p in powers:
+        col = np.ones(n)
+        for basis, k in zip(bases, p):
+            if k:
+                col = col * basis[:, k - 1]
+        cols.append(col)
+    return Value("numeric", np.column_stack(cols), colnames=[".".join(map(str, p)) for p in powers], matrix=True)
 
+
+def _orthogonal_poly(node: Call, ctx: _Context, x: np.ndarray, degree: int, key: str) -> np.ndarray:
+    """R's orthogonal polynomials of ``x`` of degrees 1..degree, their recurrence learned under ``key``."""
     def learn():
         ok = x[~np.isnan(x)]
         if len(np.unique(ok)) <= degree:
@@ -762,12 +1023,11 @@ def _poly(node: Call, ctx: _Context) -> Value:
         return alpha, norm2
 
     alpha, norm2 = _stateful(node, ctx, learn, lambda: ("poly", (degree,), _moments(x, 2 * degree + 1)),
-                             ([0.0] * degree, [1.0] * (degree + 2)))
+                             ([0.0] * degree, [1.0] * (degree + 2)), key=key)
     cols = [np.ones_like(x), x - alpha[0]]
     for i in range(1, degree):
         cols.append((x - alpha[i]) * cols[i] - (norm2[i + 1] / norm2[i]) * cols[i - 1])
-    Z = np.column_stack(cols[1:]) / np.sqrt(np.asarray(norm2[2:]))
-    return Value("numeric", Z, colnames=names, matrix=True)
+    return np.column_stack(cols[1:]) / np.sqrt(np.asarray(norm2[2:]))
 
 
 def _spline(node: Call, ctx: _Context) -> Value:
@@ -812,9 +1072,42 @@ def _spline(node: Call, ctx: _Context) -> Value:
 
 
 def _interaction(node: Call, ctx: _Context) -> Value:
-    parts = [_eval(v, ctx) for k, v in node.args if k is None]
-    facs = [p.as_factor() if p.kind != "numeric" else _factor_from(np.ravel(p.values).astype(object)) for p in parts]
-    return combine_factors(facs, sep=".", first_fastest=True)
+    """R's ``interaction(f, g, drop = FALSE)``: every combination of the factors' levels is a level
+    (``drop = TRUE``: those that occur), the first factor varying fastest, spelled ``a.x``."""
+    a = {k: v for k, v in node.args if k is not None}
+    unknown = [k for k in a if k != "drop"]
+    if unknown:
+        raise _err(node, f"interaction() has no argument {unknown[0]!r} here (it takes the factors and drop)")
+    drop = bool(_constant(a["drop"], ctx, "interaction()'s drop")) if "drop" in a else False
+    facs = [_as_factor_arg(v, ctx) for v in node.positional]
+    if not facs:
+        raise _err(node, "interaction() needs factors")
+    key = deparse(node)
+    f = combine_factors(facs, sep=".", first_fastest=True)
+    if ctx.collect is not None:  # each factor's levels, and the combinations that occur
+        combos = dict(zip(f.levels, _combination_parts(facs)))
+        _record(ctx.collect, key, ("interaction", (drop,), ([_level_summary(g, True) for g in facs], combos)))
+        return f
+    if not ctx.learn and key in ctx.state:
+        return _on_training_levels(key, f, *ctx.state[key])
+    if not drop:
+        strings = _all_combinations([g.levels for g in facs])
+        f = _on_levels(f, strings, strings)
+    if ctx.learn:
+        ctx.state[key] = (list(f.levels), list(f.labels))
+    return f
+
+
+def _all_combinations(levels: list[list[str]]) -> list[str]:
+    """Every combination of the level lists, the first varying fastest, spelled ``a.x``."""
+    return [".".join(c[::-1]) for c in itertools.product(*levels[::-1])]
+
+
+def _combination_parts(facs: list[Value]) -> list[tuple[str, ...]]:
+    """The level strings of each factor in every combination that occurs, in combine_factors' order."""
+    codes = np.column_stack([f.values for f in facs])
+    present = np.unique(codes[~(codes < 0).any(axis=1)][:, ::-1], axis=0)[:, ::-1]
+    return [tuple(f.levels[c] for f, c in zip(facs, row)) for row in present.tolist()]
 
 
 def combine_factors(facs: list[Value], sep: str = ":", first_fastest: bool = False) -> Value:
