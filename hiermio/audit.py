@@ -18,7 +18,8 @@ from joblib import delayed
 
 from .api import fit as fit_model
 from .control import FitControl, check_integer
-from .design import group_labels
+from .formula import parse_formula
+from .splits import check_random_state
 from .parallel import run_parallel
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .results import MIOFit
@@ -38,7 +39,8 @@ def audit_curve(fit: MIOFit, group: str | None = None) -> pd.DataFrame:
     if group not in ranef:
         raise HierMIOError(f"unknown grouping factor {group!r}; the fit has {list(ranef)}")
     eff = ranef[group]
-    counts = group_labels(fit.design.data, group).value_counts().reindex(eff.index).fillna(0).to_numpy()
+    term = next(t for t in fit.design.terms if t.term.group_name == group)  # rows per level, from the design's codes
+    counts = pd.Series(term.level_sizes, index=term.levels).reindex(eff.index).fillna(0).to_numpy()
     dev = (eff.to_numpy() ** 2).sum(axis=1) * counts
     order = np.argsort(-dev, kind="stable")
     total = dev.sum()
@@ -47,13 +49,38 @@ def audit_curve(fit: MIOFit, group: str | None = None) -> pd.DataFrame:
                          "deviation": dev[order], "share": share})
 
 
-def _refit_fixef(formula, data, budget, fit_options) -> np.ndarray:
+def _refit_fixef(formula, data, budget, fit_options) -> pd.Series:
     with warnings.catch_warnings():  # a resample's notes are screening detail
         warnings.simplefilter("ignore", HierMIOWarning)
-        return fit_model(formula, data, budget, progress=False, **fit_options).beta
+        return fit_model(formula, data, budget, progress=False, **fit_options).fixef()
 
 
-def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int = 0,
+def _unused_name(columns, name: str) -> str:
+    while name in columns:
+        name = f"({name})"
+    return name
+
+
+def _grouped_by(fit: MIOFit, column: str) -> tuple[str, dict]:
+    """The fit's formula with every random term grouped by ``column`` instead of its grouping
+    factor, and the fit's budget (tail pairs too) keyed by that formula's terms, term by term.
+
+    >>> import hiermio as hm
+    >>> df = hm.load_dataset("sleepstudy")
+    >>> _grouped_by(hm.fit("Reaction ~ Days + (1 + Days || Subject)", df, 2), "copy")
+    ('Reaction ~ Days + (1 | copy) + (0 + Days | copy)', {'(1 | copy)': 2, '(0 + Days | copy)': 2})
+    """
+    old = fit.design.formula
+    quoted = column if column.isidentifier() else f"`{column}`"
+    formula = " + ".join([old.fixed_formula, *(f"({t.expr} | {quoted})" for t in old.random)])
+    new = parse_formula(formula)
+    given = fit.budgets
+    if fit.budget.selection == "cluster":
+        return formula, {new.random[0].group: given[old.random[0].group]}
+    return formula, {t.label: given[u.label] for t, u in zip(new.random, old.random)}
+
+
+def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int | None = 0,
               n_jobs: int | None = None, progress: bool | None = None, certify: bool = False,
               **fit_options) -> pd.DataFrame:
     """Cluster bootstrap percentile intervals for the fixed effects.
@@ -75,28 +102,40 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
     if not d.terms:
         raise HierMIOError("the cluster bootstrap needs a random-effect term")
     d.require_rows("the cluster bootstrap (which resamples whole clusters of rows)")
-    data = d.data
     group = d.terms[0].term.group
     if ":" in group or any(t.term.group != group for t in d.terms):
         raise HierMIOError("the cluster bootstrap supports one grouping factor given by one column")
-    labels = group_labels(data, group)
-    levels = labels.unique()
+    random_state = check_random_state(random_state)
+    # Each resampled copy of a cluster is a level of its own: a new column numbers the copies and the
+    # random terms group by it, so the grouping column keeps its values wherever else the formula
+    # uses it (a covariate, a slope). Rows are taken by position, through the design's level codes.
+    copy = _unused_name(d.data.columns, "(cluster copy)")
+    formula, budget = _grouped_by(fit, copy)
+    rows_of_level = np.split(np.argsort(d.terms[0].codes, kind="stable"), np.cumsum(d.terms[0].level_sizes)[:-1])
     rng = np.random.default_rng(random_state)
     samples = []
     for _ in range(B):
-        pick = rng.choice(levels, len(levels), replace=True)
-        parts = [data[labels == lv].assign(**{group: f"{lv}#{i}"}) for i, lv in enumerate(pick)]
-        samples.append(pd.concat(parts, ignore_index=True))
-    budget = {name: int(b) for name, b in fit.budgets.items()}
+        pick = rng.integers(0, len(rows_of_level), len(rows_of_level))
+        rows = np.concatenate([rows_of_level[k] for k in pick])
+        copies = np.repeat(np.arange(len(pick)), [len(rows_of_level[k]) for k in pick])
+        samples.append(d.data.iloc[rows].assign(**{copy: copies}).reset_index(drop=True))
     opts = {**control.as_dict(), "weights": d.weights_column, "offset": d.offset_column}
     # each resampled copy is a level of its own, so every resample has as many levels as the data
     try:
-        betas = np.array(run_parallel((delayed(_refit_fixef)(fit.formula, s, budget, opts) for s in samples),
-                                      n_jobs, progress, desc="bootstrap fits"))
+        fixefs = run_parallel((delayed(_refit_fixef)(formula, s, budget, opts) for s in samples),
+                              n_jobs, progress, desc="bootstrap fits")
     except KeyboardInterrupt:
         raise Interrupted(f"bootstrap interrupted before its {B} resample fits were finished") from None
+    # by name: a resample lacking a fixed factor's level has no column for it (dropped as aliased)
+    betas = pd.DataFrame([f.reindex(list(d.fixed_names)).to_numpy() for f in fixefs], columns=list(d.fixed_names))
+    missing = betas.isna().sum()
+    if missing.any():
+        warnings.warn("the cluster bootstrap could not estimate " + ", ".join(
+            f"{name!r} in {n} of {B} resamples" for name, n in missing[missing > 0].items())
+            + " (a resample without the clusters that identify it); its interval comes from the others",
+            HierMIOWarning, stacklevel=2)
     alpha = (1 - level) / 2
-    return pd.DataFrame({"estimate": fit.beta, "se": betas.std(axis=0, ddof=1),
-                         f"{100 * alpha:g}%": np.quantile(betas, alpha, axis=0),
-                         f"{100 * (1 - alpha):g}%": np.quantile(betas, 1 - alpha, axis=0)},
+    return pd.DataFrame({"estimate": fit.beta, "se": betas.std(ddof=1).to_numpy(),
+                         f"{100 * alpha:g}%": betas.quantile(alpha).to_numpy(),
+                         f"{100 * (1 - alpha):g}%": betas.quantile(1 - alpha).to_numpy()},
                         index=list(d.fixed_names))
