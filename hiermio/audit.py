@@ -85,12 +85,16 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
               **fit_options) -> pd.DataFrame:
     """Cluster bootstrap percentile intervals for the fixed effects.
 
-    Whole clusters (of the first grouping factor) are resampled with replacement, each copy given
-    a level of its own, and the model is refitted at the same budgets with the fit's options
+    Whole clusters (of the first grouping factor) are resampled with replacement (seeded by
+    ``random_state``, 0..2**32-1 or None), each copy given a level of its own (the grouping column
+    keeps its values where the formula uses it otherwise), and the model is refitted at the same
+    budgets, tail budgets included, with the fit's options
     (``fit_options`` override them). The refits screen (``certify=False``: heuristic supports, as
     in :func:`hiermio.cv` and :func:`hiermio.stability`), which gives practically the same
     intervals in a fraction of the time; ``certify=True`` certifies every resample. Ctrl-C stops
-    the resampling (:class:`hiermio.Interrupted`).
+    the resampling (:class:`hiermio.Interrupted`). A fixed effect that a resample cannot estimate
+    (a fixed factor's level whose clusters were not drawn) takes its interval from the others, with
+    a warning.
     """
     if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
         raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")

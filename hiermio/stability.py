@@ -136,6 +136,9 @@ def stability(
 ) -> Stability:
     """Selection frequencies over ``B`` fits on complementary half-samples of every cluster's rows.
 
+    Each cluster's rows (the rows the design keeps, by position) are dealt into halves seeded by
+    ``random_state`` (0..2**32-1, or None for a fresh seed); per-row ``weights`` / ``offset`` go
+    with their rows. A budget above a half-sample's levels is capped there.
     The half-sample fits screen (``certify=False``: heuristic supports, see :func:`hiermio.fit`);
     ``certify=True`` runs branch-and-bound on each. Other keywords go to :func:`hiermio.fit`.
     Ctrl-C stops the fits (:class:`hiermio.Interrupted`).

@@ -157,7 +157,7 @@ def cv(
     scheme: Literal["within", "cluster"] | Any = "within",
     folds: int = 5,
     rule: Literal["min", "1se"] = "min",
-    random_state: int = 0,
+    random_state: int | None = 0,
     n_jobs: int | None = None,
     progress: bool | None = None,
     new_levels: str = "population",
@@ -179,6 +179,11 @@ def cv(
     budgets. The folds' paths screen (``certify=False``: heuristic supports with the relaxation's
     proven gap, see :func:`hiermio.path`); ``certify=True`` runs branch-and-bound on every fold
     and budget. The final fit at the chosen budget is certified either way. Folds run in parallel through joblib with ``n_jobs``.
+
+    Folds are made of the rows the design keeps, by position, whatever the data's index (it may
+    repeat labels); ``random_state`` (0..2**32-1, or None for a fresh seed) deals the rows of the
+    "within" folds. Held-out clusters (``scheme="cluster"``) are assigned by their labels, so any
+    order of the rows gives the same folds.
 
     ``ridges`` tunes the selection's ridge beside the budget: every fold sweeps the budgets once
     per ridge, the table is indexed by (ridge, budget), and ``best_ridge_`` is the choice (with

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import hiermio as hm
 from hiermio.exceptions import DataError, HierMIOError
+from hiermio.lme4 import r_available
 from hiermio.splits import within_cluster_folds
 from reference import dense_ridge, simulate
 
@@ -102,6 +103,15 @@ def test_a_series_cannot_be_matched_to_a_repeated_index_unless_it_is_that_index(
     same = hm.fit(FORMULA, doubled_index, 3, weights=pd.Series(w, index=doubled_index.index))
     assert same.certificate.primal == pytest.approx(hm.fit(FORMULA, doubled_index, 3, weights=w).certificate.primal,
                                                     rel=1e-12)
+
+
+@pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 not installed")
+def test_lmer_aligns_a_weights_series_by_the_same_rule(sleepstudy):
+    w = np.linspace(1, 2, len(sleepstudy))
+    shuffled = pd.Series(w, index=sleepstudy.index)[::-1]
+    by_index = hm.lmer(FORMULA, sleepstudy, weights=shuffled)
+    by_hand = hm.lmer(FORMULA, sleepstudy, weights=w)
+    np.testing.assert_allclose(by_index.fixef().to_numpy(), by_hand.fixef().to_numpy(), rtol=1e-8)
 
 
 def test_the_estimators_y_series_is_aligned_by_index(sleepstudy):
