@@ -43,7 +43,8 @@ def train_test_split_clusters(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split rows for testing: ``"within"`` holds out a share of every cluster's rows (the paper's
     scheme; all test clusters are known), ``"cluster"`` holds out whole clusters (all are new).
-    Rows are split by position, whatever the data's index.
+    Rows are split by position, whatever the data's index; held-out clusters are drawn by their
+    labels, so any order of the rows holds out the same clusters.
 
     >>> import hiermio as hm
     >>> df = hm.load_dataset("sleepstudy")
@@ -58,7 +59,7 @@ def train_test_split_clusters(
     rng = np.random.default_rng(check_random_state(random_state))
     labels = group_labels(data, group)
     if scheme == "cluster":
-        levels = pd.unique(labels)
+        levels = sorted(pd.unique(labels), key=repr)  # by label, so that any order of the rows holds out the same
         n_test = max(1, int(round(test_size * len(levels))))
         test_levels = set(rng.choice(levels, n_test, replace=False).tolist())
         mask = labels.isin(test_levels).to_numpy()

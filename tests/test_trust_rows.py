@@ -71,6 +71,13 @@ def test_compare_on_a_repeated_index_scores_the_rows_once(doubled_index, sleepst
     assert (len(tr_dup), len(te_dup)) == (len(train), len(test)) and len(tr_dup) + len(te_dup) == 180
 
 
+def test_held_out_clusters_do_not_depend_on_the_order_of_the_rows(sleepstudy):
+    shuffled = sleepstudy.sample(frac=1, random_state=7)
+    _, test = hm.train_test_split_clusters(sleepstudy, "Subject", "cluster", test_size=0.25, random_state=3)
+    _, test_shuffled = hm.train_test_split_clusters(shuffled, "Subject", "cluster", test_size=0.25, random_state=3)
+    assert set(test.Subject) == set(test_shuffled.Subject) and len(set(test.Subject)) == 4
+
+
 # ------------------------------------------------------------------ 8. Series aligned by index or refused
 @pytest.mark.parametrize("argument", ["weights", "offset"])
 def test_a_series_in_another_order_is_aligned_by_index(sleepstudy, argument):
