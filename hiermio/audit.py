@@ -21,7 +21,7 @@ from .control import FitControl, check_integer
 from .formula import parse_formula
 from .splits import check_random_state
 from .parallel import run_parallel
-from .exceptions import HierMIOError, HierMIOWarning, Interrupted
+from .exceptions import DataError, HierMIOError, HierMIOWarning, Interrupted
 from .results import MIOFit
 
 __all__ = ["audit_curve", "bootstrap"]
@@ -49,10 +49,15 @@ def audit_curve(fit: MIOFit, group: str | None = None) -> pd.DataFrame:
                          "deviation": dev[order], "share": share})
 
 
-def _refit_fixef(formula, data, budget, fit_options) -> pd.Series:
+def _refit_fixef(formula, data, budget, fit_options) -> pd.Series | str:
+    """A resample's fixed effects, or why its rows cannot be fitted (a fixed factor left with one
+    level: the fit on all rows could, so the resample is at fault, not the data)."""
     with warnings.catch_warnings():  # a resample's notes are screening detail
         warnings.simplefilter("ignore", HierMIOWarning)
-        return fit_model(formula, data, budget, progress=False, **fit_options).fixef()
+        try:
+            return fit_model(formula, data, budget, progress=False, **fit_options).fixef()
+        except DataError as exc:
+            return str(exc)
 
 
 def _unused_name(columns, name: str) -> str:
@@ -92,9 +97,9 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
     (``fit_options`` override them). The refits screen (``certify=False``: heuristic supports, as
     in :func:`hiermio.cv` and :func:`hiermio.stability`), which gives practically the same
     intervals in a fraction of the time; ``certify=True`` certifies every resample. Ctrl-C stops
-    the resampling (:class:`hiermio.Interrupted`). A fixed effect that a resample cannot estimate
-    (a fixed factor's level whose clusters were not drawn) takes its interval from the others, with
-    a warning.
+    the resampling (:class:`hiermio.Interrupted`). A resample that lacks the clusters identifying a
+    fixed effect (a fixed factor's level found in some clusters only) has other fixed-effect
+    columns: it is left out with a warning, and the bootstrap is refused when fewer than 2 remain.
     """
     if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
         raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")
@@ -130,16 +135,25 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
                               n_jobs, progress, desc="bootstrap fits")
     except KeyboardInterrupt:
         raise Interrupted(f"bootstrap interrupted before its {B} resample fits were finished") from None
-    # by name: a resample lacking a fixed factor's level has no column for it (dropped as aliased)
-    betas = pd.DataFrame([f.reindex(list(d.fixed_names)).to_numpy() for f in fixefs], columns=list(d.fixed_names))
-    missing = betas.isna().sum()
-    if missing.any():
-        warnings.warn("the cluster bootstrap could not estimate " + ", ".join(
-            f"{name!r} in {n} of {B} resamples" for name, n in missing[missing > 0].items())
-            + " (a resample without the clusters that identify it); its interval comes from the others",
-            HierMIOWarning, stacklevel=2)
+    # A resample without the clusters of a fixed factor's level has other fixed columns (that level's
+    # is dropped, or another level becomes the reference): its coefficients mean something else.
+    names = list(d.fixed_names)
+    kept = [f.to_numpy() for f in fixefs if isinstance(f, pd.Series) and list(f.index) == names]
+    if len(kept) < B:
+        lost = sorted({n for f in fixefs if isinstance(f, pd.Series) for n in set(names) ^ set(f.index)})
+        failed = next((f for f in fixefs if isinstance(f, str)), None)
+        what = (f"{B - len(kept)} of {B} resamples lack the clusters that identify some fixed effects (a fixed "
+                "factor whose levels belong to some clusters only): "
+                + "; ".join(([f"they have other fixed-effect columns ({lost})"] if lost else [])
+                            + ([f"a resample cannot be fitted: {failed}"] if failed else [])))
+        if len(kept) < 2:
+            raise HierMIOError(f"the cluster bootstrap cannot resample this fit: {what}; resample by hand, or make "
+                               "the factor a grouping factor")
+        warnings.warn(f"{what}, and are left out: the intervals come from the other {len(kept)}",
+                      HierMIOWarning, stacklevel=2)
+    betas = np.array(kept)
     alpha = (1 - level) / 2
-    return pd.DataFrame({"estimate": fit.beta, "se": betas.std(ddof=1).to_numpy(),
-                         f"{100 * alpha:g}%": betas.quantile(alpha).to_numpy(),
-                         f"{100 * (1 - alpha):g}%": betas.quantile(1 - alpha).to_numpy()},
-                        index=list(d.fixed_names))
+    return pd.DataFrame({"estimate": fit.beta, "se": betas.std(axis=0, ddof=1),
+                         f"{100 * alpha:g}%": np.quantile(betas, alpha, axis=0),
+                         f"{100 * (1 - alpha):g}%": np.quantile(betas, 1 - alpha, axis=0)},
+                        index=names)

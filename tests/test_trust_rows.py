@@ -195,6 +195,27 @@ def test_bootstrap_when_the_grouping_column_is_also_a_covariate():
     np.testing.assert_allclose(b_both.to_numpy(), b_apart.to_numpy(), rtol=1e-6)
 
 
+def test_bootstrap_refuses_a_fixed_factor_that_is_the_grouping_factor():
+    # y ~ g + (1 | g): a resample without some clusters codes g with other columns (another reference
+    # level), so its coefficients would be compared under the same names with other meanings
+    df = simulate(K=6, n_per=5, seed=1).assign(gs=lambda d: "L" + d.g.astype(str))
+    fit = _quiet(lambda: hm.fit("y ~ x + gs + (1 | gs)", df, 2))
+    with pytest.raises(HierMIOError, match=r"cannot resample this fit: \d+ of 10 resamples .* other fixed-effect "
+                                           r"columns \(\['gsL1', 'gsL2'"):
+        hm.bootstrap(fit, B=10)
+
+
+def test_bootstrap_leaves_out_resamples_where_a_cluster_level_factor_has_one_level():
+    df = simulate(K=6, n_per=5, seed=1)
+    df["kind"] = np.where(df.g < 3, "a", "b")
+    fit = hm.fit("y ~ x + kind + (1 | g)", df, 2)
+    with pytest.warns(hm.HierMIOWarning, match=r"\d+ of 20 resamples .* factor 'kind' has a single level .* the "
+                                               r"intervals come from the other \d+"):
+        out = hm.bootstrap(fit, B=20)
+    np.testing.assert_array_equal(out.estimate.to_numpy(), fit.beta)
+    assert np.isfinite(out.to_numpy()).all()
+
+
 def test_stability_takes_per_row_weights_as_an_array(sleepstudy):
     w = np.random.default_rng(0).uniform(0.5, 2, len(sleepstudy))
     by_array = _quiet(lambda: hm.stability(FORMULA, sleepstudy, budget=3, B=4, weights=w))  # was "180 values but 90"
