@@ -641,9 +641,10 @@ def values_by_row(arg: Any, data: pd.DataFrame, name: str) -> np.ndarray:
         index = data.index
         if not (index.is_unique and arg.index.is_unique and arg.index.isin(index).all()):
             why = ("the data's index repeats labels, so only a Series with exactly the data's index can be matched"
-                   if not index.is_unique else "its labels are not those of the data's rows")
-            raise DataError(f"{name} is a pandas Series whose index does not match the data's: {why}; give it the "
-                            f"data's index (in any order), or pass {name}.to_numpy() to use its values by position")
+                   if not index.is_unique else "its labels are not those of the data's rows; give it the data's "
+                   "index (in any order)")
+            raise DataError(f"{name} is a pandas Series whose index does not match the data's: {why}; or pass "
+                            f"{name}.to_numpy() to use its values by position")
         arg = arg.reindex(index)
     values = np.asarray(arg)
     if values.ndim != 1 or values.dtype.kind not in "biuf":
