@@ -167,6 +167,11 @@ def test_stability_with_a_budget_above_a_half_samples_levels(sleepstudy):
     res = _quiet(lambda: hm.stability(FORMULA, one_row, budget=18, B=2))
     assert res.frequencies.loc[308].iloc[0] == pytest.approx(0.5)  # selected in the one half that has it
     assert (res.frequencies.drop(index=308) == 1.0).all().all()
+    # the same rows read in partitions: each half-sample is summed in one pass, and capped the same way
+    chunks = [one_row.iloc[:80], one_row.iloc[80:]]
+    parts = _quiet(lambda: hm.stability(FORMULA, chunks, budget=18, B=2))
+    assert parts.frequencies.loc[308].iloc[0] == pytest.approx(0.5)
+    assert (parts.frequencies.drop(index=308) == 1.0).all().all()
 
 
 # ------------------------------------------------------------------ errors from inside dependencies
