@@ -329,7 +329,7 @@ def make_fit(problem: SelectionProblem, solution: Solution, control: FitControl 
     return MIOFit(design=design, problem=problem, budget=problem.budget_record(), support=support, beta=ev.beta,
                   gamma=ev.gamma, mu=stats.column_mu, estimate_mu=inner.column_mu, ridge=control.ridge, rss=max(rss, 0.0),
                   fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert, timings=timings, control=control,
-                  warnings=[*design.messages, *notes], solver_warnings=notes)
+                  warnings=[*design.messages, *problem.notes, *notes], solver_warnings=notes)
 
 
 def solver_warnings(cert: Certificate, control: FitControl, problem: SelectionProblem) -> list[str]:

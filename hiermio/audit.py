@@ -18,9 +18,10 @@ from joblib import delayed
 
 from .api import fit as fit_model
 from .control import FitControl, check_integer
-from .design import group_labels
+from .formula import parse_formula
+from .splits import check_random_state
 from .parallel import run_parallel
-from .exceptions import HierMIOError, HierMIOWarning, Interrupted
+from .exceptions import DataError, HierMIOError, HierMIOWarning, Interrupted
 from .results import MIOFit
 
 __all__ = ["audit_curve", "bootstrap"]
@@ -38,7 +39,8 @@ def audit_curve(fit: MIOFit, group: str | None = None) -> pd.DataFrame:
     if group not in ranef:
         raise HierMIOError(f"unknown grouping factor {group!r}; the fit has {list(ranef)}")
     eff = ranef[group]
-    counts = group_labels(fit.design.data, group).value_counts().reindex(eff.index).fillna(0).to_numpy()
+    term = next(t for t in fit.design.terms if t.term.group_name == group)  # rows per level, from the design's codes
+    counts = pd.Series(term.level_sizes, index=term.levels).reindex(eff.index).fillna(0).to_numpy()
     dev = (eff.to_numpy() ** 2).sum(axis=1) * counts
     order = np.argsort(-dev, kind="stable")
     total = dev.sum()
@@ -47,23 +49,57 @@ def audit_curve(fit: MIOFit, group: str | None = None) -> pd.DataFrame:
                          "deviation": dev[order], "share": share})
 
 
-def _refit_fixef(formula, data, budget, fit_options) -> np.ndarray:
+def _refit_fixef(formula, data, budget, fit_options) -> pd.Series | str:
+    """A resample's fixed effects, or why its rows cannot be fitted (a fixed factor left with one
+    level: the fit on all rows could, so the resample is at fault, not the data)."""
     with warnings.catch_warnings():  # a resample's notes are screening detail
         warnings.simplefilter("ignore", HierMIOWarning)
-        return fit_model(formula, data, budget, progress=False, **fit_options).beta
+        try:
+            return fit_model(formula, data, budget, progress=False, **fit_options).fixef()
+        except DataError as exc:
+            return str(exc)
 
 
-def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int = 0,
+def _unused_name(columns, name: str) -> str:
+    while name in columns:
+        name = f"({name})"
+    return name
+
+
+def _grouped_by(fit: MIOFit, column: str) -> tuple[str, dict]:
+    """The fit's formula with every random term grouped by ``column`` instead of its grouping
+    factor, and the fit's budget (tail pairs too) keyed by that formula's terms, term by term.
+
+    >>> import hiermio as hm
+    >>> df = hm.load_dataset("sleepstudy")
+    >>> _grouped_by(hm.fit("Reaction ~ Days + (1 + Days || Subject)", df, 2), "copy")
+    ('Reaction ~ Days + (1 | copy) + (0 + Days | copy)', {'(1 | copy)': 2, '(0 + Days | copy)': 2})
+    """
+    old = fit.design.formula
+    quoted = column if column.isidentifier() else f"`{column}`"
+    formula = " + ".join([old.fixed_formula, *(f"({t.expr} | {quoted})" for t in old.random)])
+    new = parse_formula(formula)
+    given = fit.budgets
+    if fit.budget.selection == "cluster":
+        return formula, {new.random[0].group: given[old.random[0].group]}
+    return formula, {t.label: given[u.label] for t, u in zip(new.random, old.random)}
+
+
+def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int | None = 0,
               n_jobs: int | None = None, progress: bool | None = None, certify: bool = False,
               **fit_options) -> pd.DataFrame:
     """Cluster bootstrap percentile intervals for the fixed effects.
 
-    Whole clusters (of the first grouping factor) are resampled with replacement, each copy given
-    a level of its own, and the model is refitted at the same budgets with the fit's options
+    Whole clusters (of the first grouping factor) are resampled with replacement (seeded by
+    ``random_state``, 0..2**32-1 or None), each copy given a level of its own (the grouping column
+    keeps its values where the formula uses it otherwise), and the model is refitted at the same
+    budgets, tail budgets included, with the fit's options
     (``fit_options`` override them). The refits screen (``certify=False``: heuristic supports, as
     in :func:`hiermio.cv` and :func:`hiermio.stability`), which gives practically the same
     intervals in a fraction of the time; ``certify=True`` certifies every resample. Ctrl-C stops
-    the resampling (:class:`hiermio.Interrupted`).
+    the resampling (:class:`hiermio.Interrupted`). A resample that lacks the clusters identifying a
+    fixed effect (a fixed factor's level found in some clusters only) has other fixed-effect
+    columns: it is left out with a warning, and the bootstrap is refused when fewer than 2 remain.
     """
     if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
         raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")
@@ -75,28 +111,49 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
     if not d.terms:
         raise HierMIOError("the cluster bootstrap needs a random-effect term")
     d.require_rows("the cluster bootstrap (which resamples whole clusters of rows)")
-    data = d.data
     group = d.terms[0].term.group
     if ":" in group or any(t.term.group != group for t in d.terms):
         raise HierMIOError("the cluster bootstrap supports one grouping factor given by one column")
-    labels = group_labels(data, group)
-    levels = labels.unique()
+    random_state = check_random_state(random_state)
+    # Each resampled copy of a cluster is a level of its own: a new column numbers the copies and the
+    # random terms group by it, so the grouping column keeps its values wherever else the formula
+    # uses it (a covariate, a slope). Rows are taken by position, through the design's level codes.
+    copy = _unused_name(d.data.columns, "(cluster copy)")
+    formula, budget = _grouped_by(fit, copy)
+    rows_of_level = np.split(np.argsort(d.terms[0].codes, kind="stable"), np.cumsum(d.terms[0].level_sizes)[:-1])
     rng = np.random.default_rng(random_state)
     samples = []
     for _ in range(B):
-        pick = rng.choice(levels, len(levels), replace=True)
-        parts = [data[labels == lv].assign(**{group: f"{lv}#{i}"}) for i, lv in enumerate(pick)]
-        samples.append(pd.concat(parts, ignore_index=True))
-    budget = {name: int(b) for name, b in fit.budgets.items()}
+        pick = rng.integers(0, len(rows_of_level), len(rows_of_level))
+        rows = np.concatenate([rows_of_level[k] for k in pick])
+        copies = np.repeat(np.arange(len(pick)), [len(rows_of_level[k]) for k in pick])
+        samples.append(d.data.iloc[rows].assign(**{copy: copies}).reset_index(drop=True))
     opts = {**control.as_dict(), "weights": d.weights_column, "offset": d.offset_column}
     # each resampled copy is a level of its own, so every resample has as many levels as the data
     try:
-        betas = np.array(run_parallel((delayed(_refit_fixef)(fit.formula, s, budget, opts) for s in samples),
-                                      n_jobs, progress, desc="bootstrap fits"))
+        fixefs = run_parallel((delayed(_refit_fixef)(formula, s, budget, opts) for s in samples),
+                              n_jobs, progress, desc="bootstrap fits")
     except KeyboardInterrupt:
         raise Interrupted(f"bootstrap interrupted before its {B} resample fits were finished") from None
+    # A resample without the clusters of a fixed factor's level has other fixed columns (that level's
+    # is dropped, or another level becomes the reference): its coefficients mean something else.
+    names = list(d.fixed_names)
+    kept = [f.to_numpy() for f in fixefs if isinstance(f, pd.Series) and list(f.index) == names]
+    if len(kept) < B:
+        lost = sorted({n for f in fixefs if isinstance(f, pd.Series) for n in set(names) ^ set(f.index)})
+        failed = next((f for f in fixefs if isinstance(f, str)), None)
+        what = (f"{B - len(kept)} of {B} resamples lack the clusters that identify some fixed effects (a fixed "
+                "factor whose levels belong to some clusters only): "
+                + "; ".join(([f"they have other fixed-effect columns ({lost})"] if lost else [])
+                            + ([f"a resample cannot be fitted: {failed}"] if failed else [])))
+        if len(kept) < 2:
+            raise HierMIOError(f"the cluster bootstrap cannot resample this fit: {what}; resample by hand, or make "
+                               "the factor a grouping factor")
+        warnings.warn(f"{what}, and are left out: the intervals come from the other {len(kept)}",
+                      HierMIOWarning, stacklevel=2)
+    betas = np.array(kept)
     alpha = (1 - level) / 2
     return pd.DataFrame({"estimate": fit.beta, "se": betas.std(axis=0, ddof=1),
                          f"{100 * alpha:g}%": np.quantile(betas, alpha, axis=0),
                          f"{100 * (1 - alpha):g}%": np.quantile(betas, 1 - alpha, axis=0)},
-                        index=list(d.fixed_names))
+                        index=names)

@@ -27,7 +27,7 @@ from .exceptions import HierMIOError
 from .formula import parse_formula
 from .newclusters import check_rule
 from .selection import Budget, SelectionProblem
-from .splits import shuffled_clusters
+from .splits import check_random_state, shuffled_clusters
 from .methods import METHODS
 
 __all__ = ["compare", "Comparison", "train_test_split_clusters"]
@@ -39,10 +39,12 @@ def train_test_split_clusters(
     group: str,
     scheme: Literal["within", "cluster"] = "within",
     test_size: float = 0.2,
-    random_state: int = 0,
+    random_state: int | None = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split rows for testing: ``"within"`` holds out a share of every cluster's rows (the paper's
     scheme; all test clusters are known), ``"cluster"`` holds out whole clusters (all are new).
+    Rows are split by position, whatever the data's index; held-out clusters are drawn by their
+    labels, so any order of the rows holds out the same clusters.
 
     >>> import hiermio as hm
     >>> df = hm.load_dataset("sleepstudy")
@@ -54,10 +56,10 @@ def train_test_split_clusters(
         raise HierMIOError(f"split must be 'within' or 'cluster', got {scheme!r}")
     if not 0 < test_size < 1:
         raise HierMIOError(f"test_size must lie strictly between 0 and 1, got {test_size!r}")
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(check_random_state(random_state))
     labels = group_labels(data, group)
     if scheme == "cluster":
-        levels = pd.unique(labels)
+        levels = sorted(pd.unique(labels), key=repr)  # by label, so that any order of the rows holds out the same
         n_test = max(1, int(round(test_size * len(levels))))
         test_levels = set(rng.choice(levels, n_test, replace=False).tolist())
         mask = labels.isin(test_levels).to_numpy()
@@ -67,7 +69,7 @@ def train_test_split_clusters(
             k = int(np.floor(test_size * len(idx)))
             if k and len(idx) > 1:
                 mask[idx[: min(k, len(idx) - 1)]] = True
-    return data.loc[~mask], data.loc[mask]
+    return data.iloc[np.flatnonzero(~mask)], data.iloc[np.flatnonzero(mask)]
 
 
 @dataclass
@@ -153,7 +155,7 @@ def compare(
     budget: Budget | Literal["cv"] = 5,
     split: Literal["within", "cluster"] | None = None,
     test_size: float = 0.2,
-    random_state: int = 0,
+    random_state: int | None = 0,
     REML: bool = True,  # noqa: N803 - lme4's name
     cv_scheme: Literal["within", "cluster"] = "within",
     new_levels: str = "population",
@@ -175,6 +177,7 @@ def compare(
     if unknown:
         raise HierMIOError(f"unknown method(s) {unknown}; choose among {list(METHODS)}")
     check_rule(new_levels)
+    random_state = check_random_state(random_state)
     if test is not None and not isinstance(test, pd.DataFrame):
         raise HierMIOError(f"test must be a pandas DataFrame, got {type(test).__name__}")
     parsed = parse_formula(formula)
@@ -188,7 +191,7 @@ def compare(
     if "mio" in methods and not (isinstance(budget, str) and budget == "cv"):
         SelectionProblem.check_budget(design, budget, control.selection)
     fit_options = control.fit_keywords(fit_options)
-    train = data.loc[design.rows]
+    train = design.data  # the rows the design kept (by position: the data's index may repeat labels)
     if test is not None:
         # the test rows are built with the training design (its factor levels and transforms)
         test = test.dropna(subset=design.required_columns(random=False, response=True))

@@ -38,7 +38,7 @@ from .variables import (NA_CONSTANTS, Value, column_factor, combine_factors, eva
                         referenced_columns)
 
 __all__ = ["TermDesign", "Design", "RowBlock", "FrameValues", "model_frame_values", "build_design", "group_labels",
-           "required_columns", "vector_args_as_columns", "carry_vector_options", "random_design_matrix",
+           "required_columns", "vector_args_as_columns", "values_by_row", "carry_vector_options", "random_design_matrix",
            "group_parts", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term"]
 
 _BLOCK_ROWS = 1 << 16  # rows per block of the passes over rows in memory
@@ -651,10 +651,49 @@ def _part(where: str) -> str:
     return "fixed part" if where.startswith("the fixed part") else where.removeprefix("the ")
 
 
+def values_by_row(arg: Any, data: pd.DataFrame, name: str) -> np.ndarray:
+    """One value per row of ``data`` from ``arg``: a numpy array or a list is taken by position; a
+    pandas Series by its index, one rule for ``weights``, ``offset`` and the estimator's ``y``.
+
+    A Series whose index is the data's is taken as it is; one whose index holds the same labels in
+    another order is aligned to the data's rows; any other index (other labels, or the same labels
+    while the data's index repeats one) is refused, naming the argument: its values cannot be
+    matched to the rows, and taking them by position would silently pair them with other rows.
+
+    >>> df = pd.DataFrame({"y": [1., 2, 3]}, index=["a", "b", "c"])
+    >>> values_by_row(pd.Series([30., 10., 20.], index=["c", "a", "b"]), df, "weights").tolist()
+    [10.0, 20.0, 30.0]
+    >>> values_by_row(pd.Series([1., 2, 3]), df, "weights")
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.DataError: weights is a pandas Series whose index does not match the data's: ...
+    """
+    if isinstance(arg, pd.DataFrame):
+        raise DataError(f"{name} must be a column name or one number per row, got a DataFrame with "
+                        f"{arg.shape[1]} columns")
+    if isinstance(arg, pd.Series) and len(arg) == len(data) and not arg.index.equals(data.index):
+        index = data.index
+        if not (index.is_unique and arg.index.is_unique and arg.index.isin(index).all()):
+            why = ("the data's index repeats labels, so only a Series with exactly the data's index can be matched"
+                   if not index.is_unique else "its labels are not those of the data's rows; give it the data's "
+                   "index (in any order)")
+            raise DataError(f"{name} is a pandas Series whose index does not match the data's: {why}; or pass "
+                            f"{name}.to_numpy() to use its values by position")
+        arg = arg.reindex(index)
+    values = np.asarray(arg)
+    if values.ndim != 1 or values.dtype.kind not in "biuf":
+        raise DataError(f"{name} must be a column name or one number per row, got {type(arg).__name__} "
+                        f"of dtype {values.dtype} and shape {values.shape}")
+    if len(values) != len(data):
+        raise DataError(f"{name} has {len(values)} values but the data has {len(data)} rows")
+    return values.astype(float)
+
+
 def vector_args_as_columns(data: pd.DataFrame, **args: Any) -> tuple[Any, ...]:
     """``weights=`` / ``offset=`` given as one number per row become columns ``(weights)`` /
     ``(offset)`` (lme4's names in its model frame), so that subsets of rows (folds, half-samples,
-    resamples) carry them along; column names pass through.
+    resamples) carry them along; column names pass through. A pandas Series is matched to the
+    rows by its index (:func:`values_by_row`).
 
     >>> d, w = vector_args_as_columns(pd.DataFrame({"y": [1., 2]}), weights=[1., 3.])
     >>> w, d["(weights)"].tolist()
@@ -665,14 +704,8 @@ def vector_args_as_columns(data: pd.DataFrame, **args: Any) -> tuple[Any, ...]:
         if arg is None or isinstance(arg, str):
             out.append(arg)
             continue
-        values = np.asarray(arg)
-        if values.ndim != 1 or values.dtype.kind not in "biuf":
-            raise DataError(f"{name} must be a column name or one number per row, got {type(arg).__name__} "
-                            f"of dtype {values.dtype} and shape {values.shape}")
-        if len(values) != len(data):
-            raise DataError(f"{name} has {len(values)} values but the data has {len(data)} rows")
         column = f"({name})"
-        data = data.assign(**{column: values.astype(float)})
+        data = data.assign(**{column: values_by_row(arg, data, name)})
         out.append(column)
     return (data, *out)
 

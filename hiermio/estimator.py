@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from .api import fit
 from .control import FitControl
+from .design import values_by_row
 from .exceptions import DataError, NotFittedError
 from .newclusters import check_rule
 from .formula import parse_formula
@@ -69,7 +70,7 @@ class HierMIO(RegressorMixin, BaseEstimator):
         response = parse_formula(self.formula).response
         if response not in X.columns and not response.isidentifier():
             raise DataError(f"response {response!r} is an expression; put it in X as a column and call fit(X)")
-        return X.assign(**{response: np.asarray(y, dtype=float)})
+        return X.assign(**{response: values_by_row(y, X, "y")})  # a Series by its index, as weights are
 
     def fit(self, X: pd.DataFrame, y=None) -> "HierMIO":
         """Fit on ``X`` (and ``y``, the response, when it is not a column of ``X``)."""

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .design import required_columns
+from .design import required_columns, values_by_row
 from .exceptions import DataError, HierMIOError
 from .formula import parse_formula
 
@@ -229,9 +229,7 @@ def _vector_arg(arg: Any, data: pd.DataFrame, name: str):
     if arg is None:
         return None
     ro = _r()["ro"]
-    values = data[arg].to_numpy(dtype=float) if isinstance(arg, str) else np.asarray(arg, dtype=float)
-    if len(values) != len(data):
-        raise DataError(f"{name} has {len(values)} values but the data has {len(data)} rows")
+    values = data[arg].to_numpy(dtype=float) if isinstance(arg, str) else values_by_row(arg, data, name)
     return ro.FloatVector(np.where(np.isnan(values), ro.NA_Real, values))
 
 

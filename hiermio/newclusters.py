@@ -33,7 +33,7 @@ from .exceptions import DataError, HierMIOError
 
 __all__ = ["RULES", "NewLevelRule", "TermTraining", "register_rule", "check_rule", "default_depth",
            "fit_assignment_tree", "soft_effects", "hard_effects", "cluster_means", "fit_feature_tree",
-           "feature_frame"]
+           "feature_frame", "check_cluster_features"]
 
 
 def default_depth(n_levels: int) -> int:
@@ -119,10 +119,33 @@ def check_rule(name: object) -> str:
     return name
 
 
+def check_cluster_features(columns: object) -> tuple[str, ...] | None:
+    """``cluster_features`` as a tuple of column names: one name (a str) is one column, not its letters.
+
+    >>> check_cluster_features("weight"), check_cluster_features(["w", "v"])
+    (('weight',), ('w', 'v'))
+    >>> check_cluster_features(3)
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.HierMIOError: cluster_features must be a column name or a list of column names, got 3
+    """
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        return (columns,)
+    if isinstance(columns, (bytes, pd.DataFrame)) or not hasattr(columns, "__iter__"):
+        raise HierMIOError(f"cluster_features must be a column name or a list of column names, got {columns!r}")
+    out = tuple(columns)
+    if not out or not all(isinstance(c, str) for c in out):
+        raise HierMIOError(f"cluster_features must be a column name or a list of column names, got {columns!r}")
+    return out
+
+
 def feature_frame(data: pd.DataFrame, X: np.ndarray, fixed_names: Sequence[str],
-                  columns: Sequence[str] | None) -> pd.DataFrame:
+                  columns: Sequence[str] | str | None) -> pd.DataFrame:
     """Row-level features for the "features" rule: the fixed-part covariates (intercept left out),
-    or the numeric, complete columns named in ``columns``."""
+    or the numeric, complete columns named in ``columns`` (see :func:`check_cluster_features`)."""
+    columns = check_cluster_features(columns)
     if columns is None:
         keep = [i for i, n in enumerate(fixed_names) if n != "(Intercept)"]
         return pd.DataFrame(X[:, keep], columns=[fixed_names[i] for i in keep], index=data.index)
@@ -165,17 +188,19 @@ class _Features(NewLevelRule):
     name = "features"
 
     def effects(self, train, X_new, newdata, labels, cluster_features):
+        cluster_features = check_cluster_features(cluster_features)
         frame = feature_frame(newdata, X_new, train.fixed_names, cluster_features)
-        key = ("features", train.group, tuple(cluster_features) if cluster_features is not None else None, train.depth)
+        key = ("features", train.group, cluster_features, train.depth)
         if key not in train.cache:
             feats = cluster_means(feature_frame(train.data, train.X, train.fixed_names, cluster_features),
                                   train.codes).sort_index()
             if feats.shape[1] == 0:
                 raise HierMIOError("the 'features' rule needs covariates: the fixed part has none; name cluster_features")
             train.cache[key] = fit_feature_tree(feats.to_numpy(), train.effects[feats.index], train.depth)
-        feats = cluster_means(frame, labels)
-        by_label = pd.DataFrame(train.cache[key].predict(feats.to_numpy()).reshape(len(feats), -1), index=feats.index)
-        return by_label.loc[labels].to_numpy()
+        # each new cluster's features from its rows, its prediction given back to those rows by position
+        cluster_of_row, _ = pd.factorize(np.asarray(labels), use_na_sentinel=False)
+        feats = cluster_means(frame, cluster_of_row).sort_index()
+        return train.cache[key].predict(feats.to_numpy()).reshape(len(feats), -1)[cluster_of_row]
 
 
 for _rule in (_Population(), _Soft(), _Hard(), _Features()):

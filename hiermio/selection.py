@@ -16,6 +16,7 @@ terms on that factor, enter together) and each grouping factor has one budget.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from numbers import Integral
 from typing import Literal, Mapping, Union
@@ -23,7 +24,7 @@ from typing import Literal, Mapping, Union
 import numpy as np
 
 from .design import Design
-from .exceptions import BudgetError
+from .exceptions import BudgetError, HierMIOWarning
 from .inner import Evaluation, InnerProblem
 from .sufficient import SufficientStats
 from .tails import SignConstrainedStats
@@ -77,6 +78,7 @@ class SelectionProblem:
     n_evaluations: int = 0  # evaluations of c so far, for the solver's report
     design: Design | None = field(default=None, repr=False)  # what the units and budgets refer to
     tails: tuple[str, ...] = ()  # terms whose effects are split by sign, with a (below, above) budget
+    notes: tuple[str, ...] = ()  # budgets capped at their group's size, for the fit's warnings
 
     @property
     def n_units(self) -> int:
@@ -103,11 +105,16 @@ class SelectionProblem:
 
         A dict value ``(below, above)`` is a tail budget for that term (``selection="column"``, a
         term with one coefficient per level): at most ``below`` levels with a negative effect and
-        ``above`` with a positive one (:mod:`hiermio.tails`).
+        ``above`` with a positive one (:mod:`hiermio.tails`). A budget above its group's number of
+        units allows every unit to be nonzero: it is capped there, with a :class:`HierMIOWarning`
+        (kept in ``notes``), so a budget meets fewer levels (a fold, a half-sample) as it meets all.
         """
         if selection not in ("column", "cluster"):
             raise BudgetError(f"selection must be 'column' or 'cluster', got {selection!r}")
-        per_group = _group_budgets(budget, design, selection)
+        notes: list[str] = []
+        per_group = _group_budgets(budget, design, selection, notes)
+        for msg in notes:
+            warnings.warn(msg, HierMIOWarning, stacklevel=4)  # from fit(), through build_problem
         tailed = [i for i, b in enumerate(per_group) if isinstance(b, tuple)]
         unit_of_col, group_of_unit, names = [], [], []
         if selection == "column":
@@ -142,10 +149,11 @@ class SelectionProblem:
         if tailed:
             stats = SignConstrainedStats(stats, signed)
         return cls(stats, unit_of_col_a.astype(int), group_of_unit.astype(int), names, budgets, selection,
-                   design=design, tails=tuple(design.terms[i].term.label for i in tailed))
+                   design=design, tails=tuple(design.terms[i].term.label for i in tailed), notes=tuple(notes))
 
     def with_budget(self, budget: Budget) -> "SelectionProblem":
-        """The same units and inner problem under another budget (a path's next step).
+        """The same units and inner problem under another budget (a path's next step); a budget
+        above a group's size is capped as in :meth:`build`, the note kept for the caller to give.
 
         >>> import pandas as pd
         >>> from hiermio.design import build_design
@@ -154,13 +162,14 @@ class SelectionProblem:
         >>> sel.with_budget(2).budgets.tolist(), sel.with_budget(2).stats is sel.stats
         ([2], True)
         """
-        per_group = _group_budgets(budget, self.design, self.selection)
+        notes: list[str] = []
+        per_group = _group_budgets(budget, self.design, self.selection, notes)
         tails = tuple(t.term.label for t, b in zip(self.design.terms, per_group) if isinstance(b, tuple))
         if tails != self.tails:
             raise BudgetError(f"this problem has tail budgets on {list(self.tails) or 'no term'}; another budget "
                               f"must give (below, above) pairs for exactly those terms, got {budget!r}")
         budgets = _flat(per_group)
-        return replace(self, budgets=budgets, n_evaluations=0)
+        return replace(self, budgets=budgets, n_evaluations=0, notes=tuple(notes))
 
     @staticmethod
     def group_sizes_of(design: Design, selection: str = "column") -> dict[str, int]:
@@ -178,8 +187,9 @@ class SelectionProblem:
 
     @classmethod
     def check_budget(cls, design: Design, budget: Budget, selection: str = "column") -> None:
-        """Raise the error :meth:`build` would for ``budget``, without touching the rows."""
-        _group_budgets(budget, design, selection)
+        """Raise the error :meth:`build` would for ``budget``, without touching the rows (a budget
+        above a group's size is no error: the fit caps it and warns)."""
+        _group_budgets(budget, design, selection, [])
 
     @classmethod
     def capped_budget(cls, design: Design, budget: int, selection: str = "column") -> dict[str, int]:
@@ -240,13 +250,17 @@ def _flat(per_group: list[int | tuple[int, int]]) -> np.ndarray:
     return np.array([x for b in per_group for x in (b if isinstance(b, tuple) else (b,))], dtype=int)
 
 
-def _group_budgets(budget: Budget, design: Design, selection: str) -> list[int | tuple[int, int]]:
-    """The budget of each term (or factor) in design order: an int, or a (below, above) pair."""
+def _group_budgets(budget: Budget, design: Design, selection: str, notes: list[str]
+                   ) -> list[int | tuple[int, int]]:
+    """The budget of each term (or factor) in design order: an int, or a (below, above) pair; a
+    value above its group's size is capped there, and ``notes`` says so."""
     what = "random term" if selection == "column" else "grouping factor"
     sizes = SelectionProblem.group_sizes_of(design, selection)
     names = list(sizes)
+    units = {nm: "levels" if selection == "cluster" or t.q == 1 else "columns (levels x coefficients)"
+             for nm, t in zip(names, design.terms if selection == "column" else [None] * len(names))}
     if not isinstance(budget, Mapping):
-        return [_one_budget(budget, nm, sizes[nm], what) for nm in names]
+        return [_one_budget(budget, nm, sizes[nm], what, units[nm], notes) for nm in names]
     aliases = _aliases(names, design, selection)
     unknown = [k for k in budget if k not in aliases]
     if unknown:
@@ -256,16 +270,16 @@ def _group_budgets(budget: Budget, design: Design, selection: str) -> list[int |
         gi = aliases[key]
         name = names[gi]
         if isinstance(val, (tuple, list)):
-            out[gi] = _tail_budget(val, name, sizes[name], design.terms[gi] if selection == "column" else None)
+            out[gi] = _tail_budget(val, name, sizes[name], design.terms[gi] if selection == "column" else None, notes)
         else:
-            out[gi] = _one_budget(val, name, sizes[name], what)
+            out[gi] = _one_budget(val, name, sizes[name], what, units[name], notes)
     missing = [names[i] for i, b in enumerate(out) if b is None]
     if missing:
         raise BudgetError(f"budget gives no value for {what}(s) {missing}")
     return out
 
 
-def _tail_budget(val, name: str, size: int, term) -> tuple[int, int]:
+def _tail_budget(val, name: str, size: int, term, notes: list[str]) -> tuple[int, int]:
     if term is None:
         raise BudgetError(f"a (below, above) tail budget for {name} needs selection='column'")
     if term.q != 1:
@@ -273,15 +287,20 @@ def _tail_budget(val, name: str, size: int, term) -> tuple[int, int]:
                           f"intercept or a single slope); {name} has {term.q}: {term.coef_names}")
     if len(val) != 2:
         raise BudgetError(f"a tail budget for {name} is a pair (below, above), got {val!r}")
-    below, above = (_one_budget(v, f"{name} ({side})", size, "random term") for v, side in zip(val, (BELOW, ABOVE)))
+    below, above = (_one_budget(v, f"{name} ({side})", size, "random term", "levels", notes)
+                    for v, side in zip(val, (BELOW, ABOVE)))
     return below, above
 
 
-def _one_budget(val, name: str, size: int, what: str) -> int:
+def _one_budget(val, name: str, size: int, what: str, units: str, notes: list[str]) -> int:
     if isinstance(val, (bool, np.bool_)) or not isinstance(val, Integral):
         raise BudgetError(f"budget for {what} {name} must be a whole number, got {val!r}")
-    if val < 0 or val > size:
-        raise BudgetError(f"budget {val} for {what} {name} is out of range: it must lie in 0..{size}")
+    if val < 0:
+        raise BudgetError(f"budget {val} for {what} {name} is out of range: it must be at least 0")
+    if val > size:
+        notes.append(f"budget {val} for {what} {name} is above its {size} {units}: capped at {size} "
+                     "(every one may be nonzero)")
+        return size
     return int(val)
 
 

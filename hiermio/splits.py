@@ -11,7 +11,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["shuffled_clusters", "within_cluster_folds"]
+from .control import check_integer
+
+__all__ = ["shuffled_clusters", "within_cluster_folds", "check_random_state"]
+
+_MAX_RANDOM_STATE = 2**32 - 1  # numpy's and scikit-learn's range for a seed
+
+
+def check_random_state(value, name: str = "random_state") -> int:
+    """The seed of a loop's random splits: a whole number in 0..2**32-1, or ``None`` for a fresh one
+    (drawn once here, so that every fold, half-sample or partition of one call shares it).
+
+    >>> check_random_state(7)
+    7
+    >>> check_random_state(-1)
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.HierMIOError: random_state must be in 0..4294967295, got -1
+    """
+    if value is None:
+        return int(np.random.default_rng().integers(_MAX_RANDOM_STATE, endpoint=True))
+    return check_integer(value, name, 0, _MAX_RANDOM_STATE)
 
 
 def shuffled_clusters(labels, rng: np.random.Generator) -> list[np.ndarray]:

@@ -24,12 +24,12 @@ from joblib import delayed
 
 from .api import fit, make_fit, optimize
 from .control import VECTOR_OPTIONS, FitControl, check_integer
-from .design import build_design, group_labels, carry_vector_options
+from .design import build_design, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .selection import Budget, SelectionProblem
 from .sources import is_out_of_core
-from .splits import shuffled_clusters
+from .splits import check_random_state, shuffled_clusters
 from .streaming import learn_design
 from .subsets import part_problem, partition_folds, whole_data
 from .sufficient import split_cross_products
@@ -128,7 +128,7 @@ def stability(
     data: pd.DataFrame,
     budget: Budget,
     B: int = 100,  # noqa: N803 - the literature's name
-    random_state: int = 0,
+    random_state: int | None = 0,
     n_jobs: int | None = None,
     progress: bool | None = None,
     certify: bool = False,
@@ -136,6 +136,9 @@ def stability(
 ) -> Stability:
     """Selection frequencies over ``B`` fits on complementary half-samples of every cluster's rows.
 
+    Each cluster's rows (the rows the design keeps, by position) are dealt into halves seeded by
+    ``random_state`` (0..2**32-1, or None for a fresh seed); per-row ``weights`` / ``offset`` go
+    with their rows. A budget above a half-sample's levels is capped there.
     The half-sample fits screen (``certify=False``: heuristic supports, see :func:`hiermio.fit`);
     ``certify=True`` runs branch-and-bound on each. Other keywords go to :func:`hiermio.fit`.
     Ctrl-C stops the fits (:class:`hiermio.Interrupted`).
@@ -148,7 +151,7 @@ def stability(
     B = check_integer(B, "B", 2)
     if B % 2:
         raise HierMIOError(f"B must be an even number of fits (complementary pairs), at least 2; got {B!r}")
-    options = control.fit_keywords(fit_options)
+    random_state = check_random_state(random_state)
     if is_out_of_core(data):
         design = learn_design(formula, data, control.na_action, fit_options.get("weights"), fit_options.get("offset"),
                               progress=progress)
@@ -156,12 +159,14 @@ def stability(
         SelectionProblem.check_budget(design, budget, control.selection)  # before the pass
         jobs = _partitioned_halves(design, budget, B, random_state, control, progress)
     else:
-        data = carry_vector_options(data, fit_options)
-        design = build_design(formula, data, na_action=control.na_action, weights=fit_options.get("weights"),
-                              offset=fit_options.get("offset"))
+        data = carry_vector_options(data, fit_options)  # per-row weights / offset travel with the rows
+        options = control.fit_keywords(fit_options)
+        design = build_design(formula, data, na_action=control.na_action, weights=options.get("weights"),
+                              offset=options.get("offset"))
         _needs_term(design)
-        data = data.loc[design.rows]
-        labels = group_labels(data, design.terms[0].term.group).to_numpy()
+        SelectionProblem.check_budget(design, budget, control.selection)  # before the half-sample fits
+        data = design.data  # the rows the design kept; the halves are positions in them
+        labels = design.terms[0].codes
         rng = np.random.default_rng(random_state)
         halves = []
         for _ in range(B // 2):

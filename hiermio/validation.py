@@ -30,11 +30,11 @@ from .design import Design, build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
 from .formula import parse_formula
-from .newclusters import check_rule
+from .newclusters import check_cluster_features, check_rule
 from .path import check_budget_list, path, sweep
 from .selection import Budget, SelectionProblem
 from .sources import is_out_of_core
-from .splits import within_cluster_folds
+from .splits import check_random_state, within_cluster_folds
 from .streaming import learn_design
 from .subsets import check_estimable, part_problem, partition_folds, validation_mse, whole_data
 from .sufficient import split_cross_products
@@ -157,7 +157,7 @@ def cv(
     scheme: Literal["within", "cluster"] | Any = "within",
     folds: int = 5,
     rule: Literal["min", "1se"] = "min",
-    random_state: int = 0,
+    random_state: int | None = 0,
     n_jobs: int | None = None,
     progress: bool | None = None,
     new_levels: str = "population",
@@ -179,6 +179,11 @@ def cv(
     budgets. The folds' paths screen (``certify=False``: heuristic supports with the relaxation's
     proven gap, see :func:`hiermio.path`); ``certify=True`` runs branch-and-bound on every fold
     and budget. The final fit at the chosen budget is certified either way. Folds run in parallel through joblib with ``n_jobs``.
+
+    Folds are made of the rows the design keeps, by position, whatever the data's index (it may
+    repeat labels); ``random_state`` (0..2**32-1, or None for a fresh seed) deals the rows of the
+    "within" folds. Held-out clusters (``scheme="cluster"``) are assigned by their labels, so any
+    order of the rows gives the same folds.
 
     ``ridges`` tunes the selection's ridge beside the budget: every fold sweeps the budgets once
     per ridge, the table is indexed by (ridge, budget), and ``best_ridge_`` is the choice (with
@@ -203,7 +208,9 @@ def cv(
         raise HierMIOError("cv chooses the budget of random terms; the formula has none")
     check_choice(rule, "rule", ("min", "1se"))
     folds = check_integer(folds, "folds", 2)
+    random_state = check_random_state(random_state)
     check_rule(new_levels)
+    cluster_features = check_cluster_features(cluster_features)
     if isinstance(scheme, str):
         check_choice(scheme, "scheme", ("within", "cluster"))
     elif not hasattr(scheme, "split"):
@@ -219,7 +226,7 @@ def cv(
         data = carry_vector_options(data, fit_options)  # weights / offset given per row travel with the rows
         design = build_design(parsed, data, na_action=control.na_action, weights=fit_options.get("weights"),
                               offset=fit_options.get("offset"))
-        data = data.loc[design.rows]
+        data = design.data  # the rows the design kept, by position: folds are positions in them
     sizes = list(SelectionProblem.group_sizes_of(design, control.selection).values())
     if isinstance(budgets, str):
         if budgets != "auto":

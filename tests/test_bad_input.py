@@ -191,8 +191,8 @@ def test_misspelt_option_fails_before_any_fold(df, monkeypatch):
     (lambda d: hm.cv("y ~ x + (1 | g)", d, [0, 1], rule="best"), HierMIOError, "rule must be one of"),
     (lambda d: hm.stability("y ~ x + (1 | g)", d, 2, B=3), HierMIOError, "B must be an even number"),
     (lambda d: hm.compare("y ~ x + (1 | g)", d, methods="ols"), HierMIOError, "methods must be a list"),
-    (lambda d: hm.compare("y ~ x + (1 | g)", d, methods=["ols", "mio"], budget=99), BudgetError,
-     "budget 99 for random term \\(1 \\| g\\) is out of range"),
+    (lambda d: hm.compare("y ~ x + (1 | g)", d, methods=["ols", "mio"], budget=-1), BudgetError,
+     "budget -1 for random term \\(1 \\| g\\) is out of range: it must be at least 0"),
 ])
 def test_bad_loop_arguments_are_named(df, call, error, message):
     with pytest.raises(error, match=message):
