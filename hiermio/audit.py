@@ -10,14 +10,13 @@
 from __future__ import annotations
 
 import warnings
-from numbers import Real
 
 import numpy as np
 import pandas as pd
 from joblib import delayed
 
 from .api import fit as fit_model
-from .control import FitControl, check_integer
+from .control import FitControl, check_integer, check_loop_options, check_real
 from .formula import parse_formula
 from .splits import check_random_state
 from .parallel import run_parallel
@@ -101,8 +100,8 @@ def bootstrap(fit: MIOFit, B: int = 200, level: float = 0.95, random_state: int 
     fixed effect (a fixed factor's level found in some clusters only) has other fixed-effect
     columns: it is left out with a warning, and the bootstrap is refused when fewer than 2 remain.
     """
-    if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
-        raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")
+    level = check_real(level, "level", lambda v: 0 < v < 1, "strictly between 0 and 1")
+    check_loop_options(progress, n_jobs)
     B = check_integer(B, "B", 2)
     base = fit.control.as_dict() if fit.control is not None else {"ridge": fit.ridge}
     control = FitControl.from_options({**base, "selection": fit.budget.selection, **fit_options, "certify": certify},

@@ -21,7 +21,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from .control import VECTOR_OPTIONS, FitControl
+from .control import VECTOR_OPTIONS, FitControl, check_bool, check_real
 from .design import build_design, group_labels, carry_vector_options
 from .exceptions import HierMIOError
 from .formula import parse_formula
@@ -54,8 +54,7 @@ def train_test_split_clusters(
     """
     if scheme not in ("within", "cluster"):
         raise HierMIOError(f"split must be 'within' or 'cluster', got {scheme!r}")
-    if not 0 < test_size < 1:
-        raise HierMIOError(f"test_size must lie strictly between 0 and 1, got {test_size!r}")
+    test_size = check_real(test_size, "test_size", lambda v: 0 < v < 1, "strictly between 0 and 1")
     rng = np.random.default_rng(check_random_state(random_state))
     labels = group_labels(data, group)
     if scheme == "cluster":
@@ -171,6 +170,7 @@ def compare(
     are predicted at population level by lme4 and MIO alike.
     """
     control = FitControl.from_options(fit_options, "compare", extra=VECTOR_OPTIONS)
+    REML = check_bool(REML, "REML")  # noqa: N806 - lme4's name
     if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
         raise HierMIOError(f"methods must be a list of method names among {list(METHODS)}, got {methods!r}")
     unknown = [m for m in methods if m not in METHODS]

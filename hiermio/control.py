@@ -23,7 +23,8 @@ import numpy as np
 
 from .exceptions import HierMIOError
 
-__all__ = ["FitControl", "MIN_RIDGE", "REFIT_RIDGE", "VECTOR_OPTIONS", "check_integer", "check_choice", "check_bool"]
+__all__ = ["FitControl", "MIN_RIDGE", "REFIT_RIDGE", "VECTOR_OPTIONS", "check_integer", "check_choice", "check_bool",
+           "check_real", "check_loop_options"]
 
 # Below this relative ridge weight the cluster effects of a full support and the intercept are
 # numerically indistinguishable (the profiled information on the fixed effects is singular to
@@ -59,7 +60,17 @@ def check_integer(value: Any, name: str, low: int | None = None, high: int | Non
     return out
 
 
-def _check_real(value: Any, name: str, ok, rule: str) -> float:
+def check_real(value: Any, name: str, ok, rule: str) -> float:
+    """``value`` as a float if it is a finite number for which ``ok`` holds, else an error naming
+    ``name`` and ``rule``; booleans and strings are refused.
+
+    >>> check_real(0.9, "level", lambda v: 0 < v < 1, "strictly between 0 and 1")
+    0.9
+    >>> check_real("0.9", "level", lambda v: 0 < v < 1, "strictly between 0 and 1")
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.HierMIOError: level must be a finite number strictly between 0 and 1, got '0.9'
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not np.isfinite(value) or not ok(value):
         raise HierMIOError(f"{name} must be a finite number {rule}, got {value!r}")
     return float(value)
@@ -90,6 +101,23 @@ def check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise HierMIOError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def check_loop_options(progress: Any = None, n_jobs: Any = None) -> None:
+    """The options every loop of fits shares (cv, stability, bootstrap, path, compare), checked
+    before its first fit: ``progress`` None (automatic), True or False; ``n_jobs`` None or a whole
+    number other than 0 (joblib's: -1 uses every core).
+
+    >>> check_loop_options(progress=None, n_jobs=-1)
+    >>> check_loop_options(progress="no")
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.HierMIOError: progress must be True or False, got 'no'
+    """
+    if progress is not None:
+        check_bool(progress, "progress")
+    if n_jobs is not None and check_integer(n_jobs, "n_jobs") == 0:
+        raise HierMIOError("n_jobs must be a whole number other than 0 (1: in this process, -1: every core), got 0")
 
 
 @dataclass(frozen=True)
@@ -149,7 +177,7 @@ class FitControl:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalised values are stored once, here
-        ridge = _check_real(self.ridge, "ridge", lambda v: v > 0, "above 0")
+        ridge = check_real(self.ridge, "ridge", lambda v: v > 0, "above 0")
         if ridge < MIN_RIDGE:
             raise HierMIOError(
                 f"ridge={self.ridge!r} is below {MIN_RIDGE:g}: so small a penalty leaves cluster effects and "
@@ -158,8 +186,8 @@ class FitControl:
         set_(self, "ridge", ridge)
         check_choice(self.selection, "selection", ("column", "cluster"))
         check_choice(self.na_action, "na_action", ("drop", "raise"))
-        set_(self, "time_limit", _check_real(self.time_limit, "time_limit", lambda v: v > 0, "above 0 (seconds)"))
-        set_(self, "gap", _check_real(self.gap, "gap", lambda v: 0 <= v < 1, "in [0, 1)"))
+        set_(self, "time_limit", check_real(self.time_limit, "time_limit", lambda v: v > 0, "above 0 (seconds)"))
+        set_(self, "gap", check_real(self.gap, "gap", lambda v: 0 <= v < 1, "in [0, 1)"))
         set_(self, "seed", check_integer(self.seed, "seed", 0, _MAX_SEED))
         set_(self, "threads", check_integer(self.threads, "threads", 1, 1024))
         set_(self, "verbose", check_bool(self.verbose, "verbose"))

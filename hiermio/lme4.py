@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .design import required_columns, values_by_row
+from .control import check_bool
 from .exceptions import DataError, HierMIOError
 from .formula import parse_formula
 
@@ -438,6 +439,7 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, weights: Any = Non
 
     ``weights`` and ``offset`` are column names or one number per row, as in :func:`hiermio.fit`.
     """
+    REML = check_bool(REML, "REML")  # noqa: N806 - lme4's name; R would read "no" as an error, Python as True
     t0 = time.perf_counter()
     with _r_session() as R:
         return _lmer_result(R, formula, data, REML, t0, weights, offset)

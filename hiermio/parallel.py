@@ -14,6 +14,8 @@ from typing import Any, Iterable
 
 from joblib import Parallel
 
+from .control import check_bool, check_loop_options
+
 __all__ = ["run_parallel", "progress_enabled", "with_progress"]
 
 
@@ -25,7 +27,7 @@ def progress_enabled(progress: bool | None) -> bool:
     (False, True)
     """
     if progress is not None:
-        return bool(progress)
+        return check_bool(progress, "progress")
     env = os.environ.get("HIERMIO_PROGRESS", "").strip()
     if env in ("0", "1"):
         return env == "1"
@@ -56,6 +58,7 @@ def with_progress(items: Iterable, progress: bool | None, desc: str, total: int 
 def run_parallel(jobs: Iterable, n_jobs: int | None = None, progress: bool | None = None,
                  desc: str = "fits", total: int | None = None) -> list[Any]:
     """Results of ``jobs`` (joblib ``delayed`` calls) in their order."""
+    check_loop_options(progress, n_jobs)
     jobs = list(jobs)
     results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     return list(with_progress(results, progress, desc, total=total or len(jobs)))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .api import build_problem, make_fit, optimize
-from .control import FitControl, check_integer
+from .control import FitControl, check_integer, check_loop_options
 from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
 from .newclusters import check_rule
 from .parallel import with_progress
@@ -123,6 +123,7 @@ def path(
     :class:`Path` of the budgets finished.
     """
     control = FitControl.from_options(options, "path")
+    check_loop_options(progress)
     budgets = check_budget_list(budgets, "path")
     check_rule(new_levels)
     problem = build_problem(formula, data, 0, control, weights=weights, offset=offset)

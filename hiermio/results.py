@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .control import FitControl, check_bool, check_choice
+from .control import FitControl, check_bool, check_choice, check_real
 from .design import Design, required_columns
 from .inference import RobustCovariance, cluster_robust
 from .exceptions import DataError, FormulaError, HierMIOError
@@ -181,8 +181,7 @@ class MIOFit:
         """
         from scipy import stats
 
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-            raise HierMIOError(f"level must lie strictly between 0 and 1, got {level!r}")
+        level = check_real(level, "level", lambda v: 0 < v < 1, "strictly between 0 and 1")
         check_choice(kind, "kind", ("robust", "support", "conditional", "bootstrap"))
         lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
         fe = self.fixef()

@@ -23,7 +23,7 @@ import pandas as pd
 from joblib import delayed
 
 from .api import fit, make_fit, optimize
-from .control import VECTOR_OPTIONS, FitControl, check_integer
+from .control import VECTOR_OPTIONS, FitControl, check_integer, check_loop_options, check_real
 from .design import build_design, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
@@ -43,8 +43,7 @@ def mb_bound(q: float, p: int, threshold: float) -> float:
     >>> mb_bound(q=5, p=100, threshold=0.75)
     0.5
     """
-    if not 0.5 < threshold <= 1:
-        raise HierMIOError(f"threshold must lie in (0.5, 1] for the error bound, got {threshold!r}")
+    threshold = check_real(threshold, "threshold", lambda v: 0.5 < v <= 1, "in (0.5, 1] for the error bound")
     return q**2 / ((2 * threshold - 1) * p)
 
 
@@ -148,6 +147,7 @@ def stability(
     partition, and all B half-samples are summed in that pass (:mod:`hiermio.subsets`).
     """
     control = FitControl.from_options({**fit_options, "certify": certify}, "stability", extra=VECTOR_OPTIONS)
+    check_loop_options(progress, n_jobs)
     B = check_integer(B, "B", 2)
     if B % 2:
         raise HierMIOError(f"B must be an even number of fits (complementary pairs), at least 2; got {B!r}")

@@ -25,7 +25,7 @@ from joblib import delayed
 from sklearn.model_selection import GroupKFold
 
 from .api import fit, fit_problem, problem_from_cross_products
-from .control import VECTOR_OPTIONS, FitControl, check_choice, check_integer
+from .control import VECTOR_OPTIONS, FitControl, check_choice, check_integer, check_loop_options
 from .design import Design, build_design, group_labels, carry_vector_options
 from .parallel import run_parallel
 from .exceptions import BudgetError, HierMIOError, HierMIOWarning, Interrupted
@@ -198,6 +198,7 @@ def cv(
     if ridges is not None and "ridge" in fit_options:
         raise HierMIOError("give either ridge (one value) or ridges (a grid to tune), not both")
     control = FitControl.from_options(fit_options, "cv", extra=VECTOR_OPTIONS)
+    check_loop_options(progress, n_jobs)
     if ridges is not None:
         given = list(ridges) if hasattr(ridges, "__iter__") and not isinstance(ridges, (str, bytes)) else []
         if not given:

@@ -46,5 +46,5 @@ def test_bad_arguments_are_named():
     df = simulate()
     with pytest.raises(hm.HierMIOError, match="B must be an even number"):
         hm.stability("y ~ x + (1 | g)", df, budget=1, B=3)
-    with pytest.raises(hm.HierMIOError, match=r"threshold must lie in \(0.5, 1\]"):
+    with pytest.raises(hm.HierMIOError, match=r"threshold must be a finite number in \(0.5, 1\]"):
         hm.mb_bound(2, 10, 0.4)

@@ -33,6 +33,35 @@ def test_vcov_kind_and_selection_aware_are_checked(sleepstudy):
         fit.robust(selection_aware="no")
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda d: hm.cv("Reaction ~ Days + (1 | Subject)", d, budgets=[0, 2], folds=2, progress="no"),
+     "progress must be True or False, got 'no'"),
+    (lambda d: hm.stability("Reaction ~ Days + (1 | Subject)", d, 2, B=2, n_jobs=0),
+     "n_jobs must be a whole number other than 0"),
+    (lambda d: hm.stability("Reaction ~ Days + (1 | Subject)", d, 2, B=2, n_jobs="2"),
+     "n_jobs must be a whole number, got '2'"),
+    (lambda d: hm.path("Reaction ~ Days + (1 | Subject)", d, [0, 1], progress=1),
+     "progress must be True or False, got 1"),
+    (lambda d: hm.compare("Reaction ~ Days + (1 | Subject)", d, 2, REML="no", methods=["ols"]),
+     "REML must be True or False, got 'no'"),
+    (lambda d: hm.train_test_split_clusters(d, "Subject", "cluster", test_size="0.2"),
+     "test_size must be a finite number strictly between 0 and 1, got '0.2'"),
+    (lambda d: hm.mb_bound(5, 100, "0.8"), "threshold must be a finite number in \\(0.5, 1\\]"),
+])
+def test_loop_options_are_type_checked_by_name(sleepstudy, call, message):
+    with pytest.raises(HierMIOError, match=message):
+        call(sleepstudy)
+
+
+def test_interval_level_is_type_checked(sleepstudy):
+    fit = hm.fit("Reaction ~ Days + (1 | Subject)", sleepstudy, 3)
+    for bad in ("0.9", np.nan, True, 95):
+        with pytest.raises(HierMIOError, match="level must be a finite number strictly between 0 and 1"):
+            fit.confint(bad)
+        with pytest.raises(HierMIOError, match="level must be a finite number strictly between 0 and 1"):
+            hm.bootstrap(fit, B=4, level=bad)
+
+
 # ---------------------------------------------------------------------------------- saturated fits (9)
 def _saturated_data():
     rng = np.random.default_rng(0)
