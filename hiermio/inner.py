@@ -16,13 +16,47 @@ heuristics, the lower bounds and the branch-and-cut only call ``evaluate``.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Callable, TypeVar
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-__all__ = ["Evaluation", "InnerProblem"]
+__all__ = ["Evaluation", "InnerProblem", "one_blas_thread"]
+
+_F = TypeVar("_F", bound=Callable)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    # made once (a scan of the loaded libraries costs a millisecond; a limit through it, microseconds)
+    return ThreadpoolController()
+
+
+def one_blas_thread(search: _F) -> _F:
+    """Run ``search`` with the BLAS (OpenBLAS, MKL) limited to one thread, restored afterwards.
+
+    A search evaluates c thousands of times on small matrices (a 700 x 36 QR, K blocks of q x q
+    solves), where a second BLAS thread costs more in waking and synchronising than it computes:
+    on a loaded 2-core machine the QR takes 29 ms with OpenBLAS's two threads and 1.3 ms with one
+    (``benchmarks/bench_blas.py`` times whole searches both ways). The pass over the rows, where a
+    product of many rows gains from threads, runs outside any search and keeps them. Each search
+    entry (:func:`hiermio.api.optimize`, :func:`hiermio.oa.solve`, :func:`hiermio.oa.bound_only`)
+    is wrapped once; nested entries cost microseconds.
+
+    >>> from threadpoolctl import threadpool_info
+    >>> one_blas_thread(lambda: {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})()
+    {1}
+    """
+    @functools.wraps(search)
+    def limited(*args, **kwargs):
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return search(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pyscipopt import __version__ as pyscipopt_version
 from .certificate import Certificate, SolverProgress
 from .exceptions import BudgetError
 from .fixed_branching import SeparableForm, branch_on_fixed
+from .inner import one_blas_thread
 from .relaxation import FrankWolfeBound, LowerBound
 from .selection import SelectionProblem
 
@@ -228,6 +229,7 @@ class _OACuts(Conshdlr):
             ms.model.addVarLocksType(var, locktype, nlockspos, nlocksneg)
 
 
+@one_blas_thread
 def solve(
     problem: SelectionProblem,
     starts: list[np.ndarray],
@@ -356,6 +358,7 @@ def fixed_effects_form(problem: SelectionProblem, options: SolverOptions) -> Sep
     return form
 
 
+@one_blas_thread
 def bound_only(problem: SelectionProblem, support: np.ndarray, options: SolverOptions | None = None) -> Certificate:
     """Certificate of ``support`` from the continuous relaxation alone (no branch-and-bound).
 
