@@ -25,9 +25,13 @@ from typing import Callable, TypeVar
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["Evaluation", "InnerProblem", "one_blas_thread"]
+__all__ = ["Evaluation", "InnerProblem", "one_blas_thread", "blas_threads"]
 
 _F = TypeVar("_F", bound=Callable)
+
+
+# BLAS threads inside a search; None leaves the BLAS as it is (benchmarks/bench_blas.py times both)
+SEARCH_BLAS_THREADS: int | None = 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,14 +40,25 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def blas_threads(limit: int | None):
+    """A context in which the BLAS uses at most ``limit`` threads (None: as many as it would).
+
+    >>> from threadpoolctl import threadpool_info
+    >>> with blas_threads(1):
+    ...     {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    {1}
+    """
+    return _blas_controller().limit(limits=limit, user_api="blas")
+
+
 def one_blas_thread(search: _F) -> _F:
     """Run ``search`` with the BLAS (OpenBLAS, MKL) limited to one thread, restored afterwards.
 
     A search evaluates c thousands of times on small matrices (a 700 x 36 QR, K blocks of q x q
     solves), where a second BLAS thread costs more in waking and synchronising than it computes:
     on a loaded 2-core machine the QR takes 29 ms with OpenBLAS's two threads and 1.3 ms with one
-    (``benchmarks/bench_blas.py`` times whole searches both ways). The pass over the rows, where a
-    product of many rows gains from threads, runs outside any search and keeps them. Each search
+    (``benchmarks/bench_blas.py`` times whole searches both ways). The pass over the rows runs
+    outside any search and keeps the threads when it has several blocks of rows. Each search
     entry (:func:`hiermio.api.optimize`, :func:`hiermio.oa.solve`, :func:`hiermio.oa.bound_only`)
     is wrapped once; nested entries cost microseconds.
 
@@ -53,7 +68,9 @@ def one_blas_thread(search: _F) -> _F:
     """
     @functools.wraps(search)
     def limited(*args, **kwargs):
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        if SEARCH_BLAS_THREADS is None:
+            return search(*args, **kwargs)
+        with blas_threads(SEARCH_BLAS_THREADS):
             return search(*args, **kwargs)
 
     return limited  # type: ignore[return-value]
