@@ -260,11 +260,13 @@ def solve(
     fixed_dual, fixed_nodes = -np.inf, 0
     if form is not None:
         # several units per level: the bound goes through a Lagrangian on the budget, whose duality
-        # gap can keep small problems open; under "auto" SCIP takes over after a few hundred boxes
-        cap = _FIXED_NODES_BEFORE_SCIP if opts.search == "auto" and not form.sortable else 10**9
+        # gap can keep small problems open; under "auto" SCIP takes over after a few hundred boxes,
+        # or, with one unit per level, once the gap stops falling (nearly collinear covariates)
+        auto = opts.search == "auto"
+        cap = _FIXED_NODES_BEFORE_SCIP if auto and not form.sortable else 10**9
         support, cert = branch_on_fixed(problem, starts, opts.time_limit - (time.perf_counter() - t0), opts.gap,
-                                        form, node_limit=cap, callback=opts.callback)
-        if cert.status not in ("bound_limit", "node_limit"):
+                                        form, node_limit=cap, callback=opts.callback, stop_when_stalled=auto)
+        if cert.status not in ("bound_limit", "node_limit", "stalled"):
             return support, replace(cert, time=time.perf_counter() - t0)
         # the branch-and-cut goes on from the incumbent, and its bound is combined with this one
         # (both are global bounds)
