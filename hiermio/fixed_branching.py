@@ -66,7 +66,9 @@ _MAX_SLOTS = 8  # units per block: 2^8 options per block at most
 # fall at least _STALL_FACTOR-fold. Healthy searches close in a burst (Exam: 1.2e-2 at 25 boxes,
 # 5e-4 at 100, closed by 200; 1,000 clusters: 1.3e-3 at 200, closed by 400); a stalled one halves
 # its gap per doubling (6 clusters with nearly collinear covariates: 5.2e-2 at 200, 2.6e-2 at 400,
-# 1.6e-2 at 800, 3.2e-3 at 3,200 boxes, where SCIP's outer approximation proves it in 0.03 s)
+# 1.6e-2 at 800, 3.2e-3 at 3,200 boxes, where SCIP's outer approximation proves it in 0.03 s). Large
+# problems can also close slowly and still faster than SCIP: hiermio.oa stops a stalled search only
+# when it has few units
 _STALL_BOXES = 400
 _STALL_FACTOR = 3.0
 
