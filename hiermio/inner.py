@@ -54,11 +54,12 @@ def blas_threads(limit: int | None):
 def one_blas_thread(search: _F) -> _F:
     """Run ``search`` with the BLAS (OpenBLAS, MKL) limited to one thread, restored afterwards.
 
-    A search evaluates c thousands of times on small matrices (a 700 x 36 QR, K blocks of q x q
-    solves), where a second BLAS thread costs more in waking and synchronising than it computes:
-    on a loaded 2-core machine the QR takes 29 ms with OpenBLAS's two threads and 1.3 ms with one
-    (``benchmarks/bench_blas.py`` times whole searches both ways). The pass over the rows runs
-    outside any search and keeps the threads when it has several blocks of rows. Each search
+    A search evaluates c thousands of times on small matrices (K blocks of q x q solves, p x p
+    systems), where a second BLAS thread costs more in waking and synchronising than it computes
+    when the machine is busy: on a loaded 2-core machine (load 4) enumerating the paper-size
+    problem took 2.2 ms with one OpenBLAS thread and 14 ms with two; on an idle one the two agree
+    (``benchmarks/bench_blas.py`` times searches both ways). The pass over the rows runs outside
+    any search and keeps the threads when it has several blocks of rows. Each search
     entry (:func:`hiermio.api.optimize`, :func:`hiermio.oa.solve`, :func:`hiermio.oa.bound_only`)
     is wrapped once; nested entries cost microseconds.
 
