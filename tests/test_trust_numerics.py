@@ -81,6 +81,31 @@ def test_refused_range_of_weights_given_as_numbers_and_crossed_terms():
         hm.fit("Reaction ~ Days + (1 | Subject) + (1 | b)", df, 3, weights=w)
 
 
+@pytest.mark.parametrize("scale", [1e300, 1e-310])
+def test_weights_whose_sums_leave_double_precision_are_refused(scale):
+    # before: 1e300 throughout: OverflowError from inside; 1e-310 (below the normal doubles):
+    # "optimal" with NaN fixed effects and another support than the unweighted fit's
+    df = hm.load_dataset("sleepstudy").copy()
+    df["Reaction"] *= 1e3
+    df["w"] = scale
+    number = re.escape(f"{scale:.3g}")
+    with pytest.raises(DataError, match=rf"weights \(column 'w'\) range from {number} to {number}: the largest must "
+                                        r"lie between 1e-150 and 1e\+150"):
+        hm.fit("Reaction ~ Days + (1 | Subject)", df, 3, weights="w")
+
+
+@pytest.mark.parametrize("scale", [1e-140, 1e140])
+def test_a_common_factor_of_the_weights_changes_only_the_scale(scale):
+    df = hm.load_dataset("sleepstudy").copy()
+    df["Reaction"] *= 1e3
+    plain = hm.fit("Reaction ~ Days + (1 | Subject)", df, 3, refit=False)
+    df["w"] = scale
+    scaled = hm.fit("Reaction ~ Days + (1 | Subject)", df, 3, weights="w", refit=False)
+    assert np.array_equal(scaled.support, plain.support)
+    assert scaled.certificate.primal == pytest.approx(scale * plain.certificate.primal, rel=1e-12)
+    np.testing.assert_allclose(scaled.beta, plain.beta, rtol=1e-12)
+
+
 def test_zero_weights_do_not_count_in_the_range():
     df = sleepstudy_weighted(1e6)
     df.loc[3, "w"] = 0.0
