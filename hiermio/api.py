@@ -17,6 +17,7 @@ from .streaming import finish_fixed_columns, learn_design
 from .sufficient import CrossProducts, SufficientStats, cross_products
 from .exceptions import HierMIOError, HierMIOWarning, Interrupted
 from .heuristics import greedy, local_search
+from .inner import one_blas_thread
 from .certificate import Certificate, SolverProgress
 from .oa import SolverOptions, bound_only, fixed_effects_form, solve
 from .parallel import progress_enabled
@@ -260,6 +261,7 @@ class Solution:
     timings: dict[str, float]  # seconds: first_solution (greedy), local_search (swaps), search
 
 
+@one_blas_thread
 def optimize(problem: SelectionProblem, control: FitControl = FitControl(), warm: np.ndarray | None = None,
              callback: Callable[[SolverProgress], None] | None = None) -> Solution:
     """Stage 2: heuristic start (greedy from ``warm`` if given, then swaps), then the search.

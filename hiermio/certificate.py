@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from pyscipopt import __version__ as pyscipopt_version
+from dataclasses import dataclass
 
 __all__ = ["Certificate", "SolverProgress"]
 
@@ -38,7 +36,7 @@ class Certificate:
     cuts: int = 0
     evaluations: int = 0
     time: float = 0.0
-    solver: str = field(default_factory=lambda: f"SCIP via pyscipopt {pyscipopt_version}")
+    solver: str = "not recorded"  # the search that ran; every path of hiermio.oa names itself
     null: float = float("nan")  # c at the empty support: the fit with no cluster effect at all
 
     def __post_init__(self) -> None:  # plain floats whichever solver made them (numpy scalars print oddly)

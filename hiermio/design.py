@@ -39,9 +39,14 @@ from .variables import (NA_CONSTANTS, Value, column_factor, combine_factors, eva
 
 __all__ = ["TermDesign", "Design", "RowBlock", "FrameValues", "model_frame_values", "build_design", "group_labels",
            "required_columns", "vector_args_as_columns", "values_by_row", "carry_vector_options", "random_design_matrix",
-           "group_parts", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term"]
+           "group_parts", "dropped_rows_messages", "rank_messages", "check_rows_enough", "check_term",
+           "WEIGHT_RATIO_MAX", "WEIGHT_MAGNITUDE_MAX", "weight_range", "check_weight_range"]
 
 _BLOCK_ROWS = 1 << 16  # rows per block of the passes over rows in memory
+# the widest range of positive prior weights a fit accepts, and the bounds of the largest weight
+# (see check_weight_range)
+WEIGHT_RATIO_MAX = 1e8
+WEIGHT_MAGNITUDE_MAX = 1e150
 
 
 @dataclass
@@ -749,6 +754,7 @@ class FrameValues:
     offset_nodes: list[Node]
     term_terms: list[Terms]
     group_names: list[str]  # each random term's grouping factor, as written
+    weights_name: str | None = None  # the weights= column, for messages
 
     def missing(self) -> tuple[np.ndarray, dict[str, int]]:
         """Rows with a missing value in any variable (lme4's na.omit), and the count per variable."""
@@ -772,12 +778,14 @@ class FrameValues:
         return missing, counts
 
     def used_weights(self, keep: np.ndarray) -> np.ndarray | None:
-        """The prior weights of the rows kept, checked."""
+        """The prior weights of the rows kept, checked: finite, non-negative and within the range
+        :func:`check_weight_range` accepts."""
         if self.weights is None:
             return None
         w = self.weights[keep]
         if not np.all(np.isfinite(w)) or np.any(w < 0):
             raise DataError("weights must be finite and non-negative")
+        check_weight_range(*weight_range(w), self.weights_name)
         return w
 
     def total_offset(self, keep: np.ndarray) -> np.ndarray | None:
@@ -837,7 +845,61 @@ def model_frame_values(parsed: ParsedFormula, data: pd.DataFrame, state: dict, w
         dtype = f" (dtype {data[parsed.response].dtype})" if parsed.response in data.columns else ""
         raise DataError(f"response {parsed.response!r} must be numeric, but it is {what}{dtype}")
     return FrameValues(values, where_of, groups, w, off_arg, response_key, offset_nodes, term_terms,
-                       [t.group for t in parsed.random])
+                       [t.group for t in parsed.random], weights)
+
+
+def weight_range(w: np.ndarray | None) -> tuple[float, float]:
+    """The smallest positive and the largest prior weight ((inf, 0) when none is positive; (1, 1)
+    without weights): what :func:`check_weight_range` reads, and what partitions merge by min and max.
+
+    >>> weight_range(np.array([0.0, 2.0, 0.5])), weight_range(None)
+    ((0.5, 2.0), (1.0, 1.0))
+    """
+    if w is None:
+        return 1.0, 1.0
+    positive = w[w > 0]
+    return (float(positive.min()), float(positive.max())) if len(positive) else (float("inf"), 0.0)
+
+
+def check_weight_range(low: float, high: float, column: str | None) -> None:
+    """Refuse prior weights whose positive values span more than ``WEIGHT_RATIO_MAX`` (1e8), or
+    whose largest value lies outside 1e-150 .. 1e150 (``WEIGHT_MAGNITUDE_MAX``).
+
+    The sufficient statistics hold sums such as Z'Wy, where a row of weight w enters with w times
+    its values: when one row weighs 1e12 times another, the light rows' share of those sums sits
+    12 digits down, and what is left after the fixed part is taken off keeps about 16 - 12 digits.
+    Measured against a weighted QR solve of the same support (numpy, rows scaled by sqrt(w), the
+    ridge as rows sqrt(mu) I, heavy rows first) on sleepstudy (one heavy row, intercepts, slopes,
+    crossed) and simulated data (one heavy row, log-uniform weights, crossed, slopes), the worst
+    relative error of the objective and the coefficients was 1e-9 at a ratio of 1e8, 1e-8 at 1e9,
+    7e-8 at 1e10, 5e-6 at 1e12 and 0.2 at 1e16, growing with the ratio; up to 1e8 a fit matches
+    the QR solve to 1e-8. Zero weights do not count (those rows are left out).
+
+    A factor common to all weights changes only the scale of the objective and of sigma: weights
+    of 1e-305 or 1e290 throughout give the unweighted fit to 1e-15. Their sums of squares are
+    reported in the user's units, though, so at 1e300 (with a response in the hundreds of
+    thousands) they overflow, and at 1e-310, below the normal doubles, the fit was NaN: the
+    largest weight must lie within 1e-150 .. 1e150, which leaves the response and the covariates
+    some 150 orders of magnitude.
+
+    >>> check_weight_range(0.5, 2.0, "w")
+    >>> check_weight_range(1e-3, 1e16, "w")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hiermio.exceptions.DataError: weights (column 'w') range from 0.001 to 1e+16 (ratio 1e+19): ...
+    """
+    what = "weights" if column in (None, "(weights)") else f"weights (column {column!r})"
+    if high > 0 and not 1 / WEIGHT_MAGNITUDE_MAX <= high <= WEIGHT_MAGNITUDE_MAX:
+        raise DataError(f"{what} range from {low:.3g} to {high:.3g}: the largest must lie between "
+                        f"{1 / WEIGHT_MAGNITUDE_MAX:.0e} and {WEIGHT_MAGNITUDE_MAX:.0e}, or the weighted sums of "
+                        "squares leave double precision; multiplying every weight by one number changes only the "
+                        "scale of the objective and of sigma, not the estimates")
+    if not high > 0 or high <= WEIGHT_RATIO_MAX * low:
+        return
+    raise DataError(f"{what} range from {low:.3g} to {high:.3g} (ratio {high / low:.3g}): double precision carries "
+                    f"a fit to 1e-8 only for positive weights within a ratio of {WEIGHT_RATIO_MAX:.0e} of each other. "
+                    "Rows that must be fitted exactly are constraints, not weights; otherwise cap or rescale the "
+                    "extreme weights (or give weight 0 to rows that should not count)")
 
 
 def build_design(

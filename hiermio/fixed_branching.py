@@ -62,6 +62,15 @@ __all__ = ["SeparableForm", "branch_on_fixed", "separable_blocks"]
 
 _ROUNDING = 1e-9  # relative gap that counts as closed
 _MAX_SLOTS = 8  # units per block: 2^8 options per block at most
+# a search that stops improving: from this many boxes on, each time the boxes double the gap must
+# fall at least _STALL_FACTOR-fold. Healthy searches close in a burst (Exam: 1.2e-2 at 25 boxes,
+# 5e-4 at 100, closed by 200; 1,000 clusters: 1.3e-3 at 200, closed by 400); a stalled one halves
+# its gap per doubling (6 clusters with nearly collinear covariates: 5.2e-2 at 200, 2.6e-2 at 400,
+# 1.6e-2 at 800, 3.2e-3 at 3,200 boxes, where SCIP's outer approximation proves it in 0.03 s). Large
+# problems can also close slowly and still faster than SCIP: hiermio.oa stops a stalled search only
+# when it has few units
+_STALL_BOXES = 400
+_STALL_FACTOR = 3.0
 
 
 def _box_quadratic_min(H: np.ndarray, b: np.ndarray, c: float, lo: np.ndarray, hi: np.ndarray,
@@ -508,11 +517,14 @@ def branch_on_fixed(
     form: SeparableForm | None = None,
     node_limit: int = 10**7,
     callback: Callable[[SolverProgress], None] | None = None,
+    stop_when_stalled: bool = False,
 ) -> tuple[np.ndarray, Certificate]:
     """Best-first branch-and-bound over boxes of the fixed effects (see the module docstring).
 
     ``starts`` are supports from heuristics (the best is the first incumbent). A time or node limit
-    returns the incumbent with the smallest bound over the open boxes.
+    returns the incumbent with the smallest bound over the open boxes; so does, with
+    ``stop_when_stalled``, a search whose gap stops falling (status ``"stalled"``: from 400 boxes
+    on, each doubling of the boxes must cut the gap three-fold), for another search to take over.
     """
     t0 = time.perf_counter()
     # below this relative gap the bounds' rounding decides: closing it further would split boxes
@@ -591,6 +603,7 @@ def branch_on_fixed(
     deadline = t0 + time_limit
     status = "optimal"
     last_report = 0.0
+    checkpoint, checkpoint_gap = _STALL_BOXES // 2, np.inf  # the gap at half the next check's boxes
     while heap:
         bound, _, lo, hi, spread = heap[0]
         now = time.perf_counter()
@@ -608,6 +621,12 @@ def branch_on_fixed(
         if nodes >= node_limit:
             status = "node_limit"
             break
+        if nodes == checkpoint:
+            gap_now = (best - bound) / best if best > 0 else 0.0
+            if stop_when_stalled and nodes >= _STALL_BOXES and gap_now * _STALL_FACTOR > checkpoint_gap:
+                status = "stalled"
+                break
+            checkpoint, checkpoint_gap = 2 * checkpoint, gap_now
         heapq.heappop(heap)
         nodes += 1
         if p and not np.any(spread > 0):  # nothing left to blame but rounding: split the widest side

@@ -16,13 +16,65 @@ heuristics, the lower bounds and the branch-and-cut only call ``evaluate``.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Callable, TypeVar
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-__all__ = ["Evaluation", "InnerProblem"]
+__all__ = ["Evaluation", "InnerProblem", "one_blas_thread", "blas_threads"]
+
+_F = TypeVar("_F", bound=Callable)
+
+
+# BLAS threads inside a search; None leaves the BLAS as it is (benchmarks/bench_blas.py times both)
+SEARCH_BLAS_THREADS: int | None = 1
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    # made once (a scan of the loaded libraries costs a millisecond; a limit through it, microseconds)
+    return ThreadpoolController()
+
+
+def blas_threads(limit: int | None):
+    """A context in which the BLAS uses at most ``limit`` threads (None: as many as it would).
+
+    >>> from threadpoolctl import threadpool_info
+    >>> with blas_threads(1):
+    ...     {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    {1}
+    """
+    return _blas_controller().limit(limits=limit, user_api="blas")
+
+
+def one_blas_thread(search: _F) -> _F:
+    """Run ``search`` with the BLAS (OpenBLAS, MKL) limited to one thread, restored afterwards.
+
+    A search evaluates c thousands of times on small matrices (K blocks of q x q solves, p x p
+    systems), where a second BLAS thread costs more in waking and synchronising than it computes
+    when the machine is busy: on a loaded 2-core machine (load 4) enumerating the paper-size
+    problem took 2.2 ms with one OpenBLAS thread and 14 ms with two; on an idle one the two agree
+    (``benchmarks/bench_blas.py`` times searches both ways). The pass over the rows runs outside
+    any search and keeps the threads when it has several blocks of rows. Each search
+    entry (:func:`hiermio.api.optimize`, :func:`hiermio.oa.solve`, :func:`hiermio.oa.bound_only`)
+    is wrapped once; nested entries cost microseconds.
+
+    >>> from threadpoolctl import threadpool_info
+    >>> one_blas_thread(lambda: {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})()
+    {1}
+    """
+    @functools.wraps(search)
+    def limited(*args, **kwargs):
+        if SEARCH_BLAS_THREADS is None:
+            return search(*args, **kwargs)
+        with blas_threads(SEARCH_BLAS_THREADS):
+            return search(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

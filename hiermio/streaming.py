@@ -36,8 +36,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .design import (Design, TermDesign, check_rows_enough, check_term, dropped_rows_messages, group_parts,
-                     model_frame_values, rank_messages, required_columns, _check_columns, _check_computed)
+from .design import (Design, TermDesign, check_rows_enough, check_term, check_weight_range, dropped_rows_messages,
+                     group_parts, model_frame_values, rank_messages, required_columns, weight_range, _check_columns,
+                     _check_computed)
 from .exceptions import DataError, HierMIOWarning
 from .formula import ParsedFormula, parse_formula
 from .modelmatrix import ColumnLayout, aliased_columns
@@ -86,7 +87,7 @@ class _FrameSummary:
     factors: dict  # key -> _Levels (non-numeric variables but the response)
     numeric: dict  # key -> (width, column names, is a matrix)
     groups: list  # per random term: (_Levels of the combined factor, component tuples) ...
-    any_weight: bool
+    weight_range: tuple[float, float]  # smallest positive and largest prior weight (design.weight_range)
 
     def merge(self, other: "_FrameSummary") -> "_FrameSummary":
         counts = dict(self.counts)
@@ -103,7 +104,8 @@ class _FrameSummary:
                             "type in every partition (e.g. a categorical dtype)")
         groups = [a.merge(b) for a, b in zip(self.groups, other.groups)]
         return _FrameSummary(self.n + other.n, self.n_missing + other.n_missing, counts, factors, numeric, groups,
-                             self.any_weight or other.any_weight)
+                             (min(self.weight_range[0], other.weight_range[0]),
+                              max(self.weight_range[1], other.weight_range[1])))
 
 
 @dataclass
@@ -157,8 +159,7 @@ def _summary_pass(frame: pd.DataFrame, parsed: ParsedFormula, state: dict, weigh
             combos = set(zip(*strings))
         groups.append(_GroupLevels(parts, combos))
     w = fv.used_weights(rows)
-    any_weight = bool(w is None or np.any(w > 0))
-    return _FrameSummary(len(frame), int(missing.sum()), counts, factors, numeric, groups, any_weight)
+    return _FrameSummary(len(frame), int(missing.sum()), counts, factors, numeric, groups, weight_range(w))
 
 
 def learn_design(formula: ParsedFormula | str, data: Any, na_action: Literal["drop", "raise"] = "drop",
@@ -192,8 +193,9 @@ def learn_design(formula: ParsedFormula | str, data: Any, na_action: Literal["dr
     messages = dropped_rows_messages(summary.n_missing, summary.counts, summary.n, na_action)
     if n_kept == 0:
         raise DataError("no rows left after dropping rows with missing values")
-    if not summary.any_weight:
+    if not summary.weight_range[1] > 0:
         raise DataError("weights are all zero")
+    check_weight_range(*summary.weight_range, weights)  # over all partitions: each may be within range alone
     # stand-ins for the values: the layout needs only each variable's kind, levels and width
     values: dict[str, Value] = {}
     levels: dict[str, list[str]] = {}

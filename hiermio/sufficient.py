@@ -46,8 +46,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from .design import Design, RowBlock
-from .inner import Evaluation, InnerProblem
+from .design import _BLOCK_ROWS, Design, RowBlock
+from .inner import Evaluation, InnerProblem, blas_threads
 from .exceptions import NumericalError
 
 __all__ = ["SufficientStats", "CrossProducts", "cross_products", "split_cross_products"]
@@ -118,6 +118,12 @@ class SufficientStats(InnerProblem):
         p = design.p
         if cp.P != p:
             raise ValueError("the cross products do not match the design's fixed columns")
+        with blas_threads(_pass_threads(design)):  # small dense algebra, as the pass that made the sums
+            return cls._from_cross_products(cp, design, mu)
+
+    @classmethod
+    def _from_cross_products(cls, cp: "CrossProducts", design: Design, mu: np.ndarray) -> "SufficientStats":
+        p = design.p
         # a QR of R: triangular again (a block with fewer rows than columns is stored as it came)
         R_full = np.linalg.qr(cp.R, mode="r")
         R, a, rho = R_full[:p, :p], R_full[:p, p], float(R_full[p, p])
@@ -369,9 +375,17 @@ def cross_products(design: Design, progress: bool | None = None) -> CrossProduct
     digits as the whole data's and need no extra pass.
     """
     shift, y_shift, intercept = _shifts(design)
-    cp = design.map_blocks(lambda block: CrossProducts.of_block(block, shift, y_shift, design), CrossProducts.merge,
-                           "sufficient statistics", progress)
+    with blas_threads(_pass_threads(design)):
+        cp = design.map_blocks(lambda block: CrossProducts.of_block(block, shift, y_shift, design),
+                               CrossProducts.merge, "sufficient statistics", progress)
     return _finished(cp, intercept)
+
+
+def _pass_threads(design: Design) -> int | None:
+    """BLAS threads for a pass over the rows: one when the rows are one block in memory (a QR of a
+    few hundred rows takes 2 ms with one OpenBLAS thread and 89 ms with two on a loaded 2-core
+    machine: benchmarks/bench_blas.py), the BLAS's own choice for more."""
+    return 1 if design.in_memory and design.n <= _BLOCK_ROWS else None
 
 
 def split_cross_products(design: Design, labels: Callable[[RowBlock], np.ndarray], n_parts: int, desc: str,
@@ -406,7 +420,8 @@ def split_cross_products(design: Design, labels: Callable[[RowBlock], np.ndarray
     def merge(a: list[list[CrossProducts]], b: list[list[CrossProducts]]) -> list[list[CrossProducts]]:
         return [[x.merge(y) for x, y in zip(ra, rb)] for ra, rb in zip(a, b)]
 
-    out = design.map_blocks(of_block, merge, desc, progress)
+    with blas_threads(_pass_threads(design)):
+        out = design.map_blocks(of_block, merge, desc, progress)
     return [[_finished(cp, intercept) for cp in row] for row in out]
 
 
