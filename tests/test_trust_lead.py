@@ -42,7 +42,7 @@ def test_vcov_kind_and_selection_aware_are_checked(sleepstudy):
      "n_jobs must be a whole number, got '2'"),
     (lambda d: hm.path("Reaction ~ Days + (1 | Subject)", d, [0, 1], progress=1),
      "progress must be True or False, got 1"),
-    (lambda d: hm.compare("Reaction ~ Days + (1 | Subject)", d, 2, REML="no", methods=["ols"]),
+    (lambda d: hm.compare("Reaction ~ Days + (1 | Subject)", d, budget=2, REML="no", methods=["ols"]),
      "REML must be True or False, got 'no'"),
     (lambda d: hm.train_test_split_clusters(d, "Subject", "cluster", test_size="0.2"),
      "test_size must be a finite number strictly between 0 and 1, got '0.2'"),
