@@ -7,6 +7,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import hiermio as hm
 from hiermio.exceptions import HierMIOError, HierMIOWarning
@@ -148,3 +150,33 @@ def test_tail_budget_is_below_then_above_and_maps_to_clustermio_reversed(sleepst
         assert (effects < 0).sum() <= below and (effects > 0).sum() <= above
         assert sorted(chosen) == clustermio_rule(worst=above, best=below)
     assert clustermio_rule(2, 1) != clustermio_rule(1, 2)  # the order matters on this data
+
+
+# ---------------------------------------------------------------------------------- any partitioning
+_PARTS_DATA = (lambda rng: pd.DataFrame({
+    "x": rng.normal(size=60), "f": rng.choice(list("abcd"), 60), "g": np.repeat([f"s{i}" for i in range(10)], 6),
+    "w": rng.uniform(0.5, 2, 60)}).assign(y=lambda d: d.x + (d.f == "c") + np.repeat(rng.normal(size=10) * 2, 6)
+                                          + rng.normal(size=60)))(np.random.default_rng(11))
+_PARTS_FORMULA = "y ~ scale(x) + as.numeric(factor(f)) + relevel(factor(f), ref = 'c') + (1 | g)"
+
+
+def _parts_fit(data):
+    return hm.fit(_PARTS_FORMULA, data, 3, weights="w")
+
+
+_PARTS_BASE = _parts_fit(_PARTS_DATA)
+
+
+@pytest.mark.filterwarnings("ignore:fixed-effect model matrix is rank deficient")  # as.numeric(f) is in the dummies' span
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.permutations(range(60)), cuts=st.sets(st.integers(1, 59), max_size=6))
+def test_any_row_order_and_any_partitioning_give_the_in_memory_fit(order, cuts):
+    """Chunks cut anywhere (a chunk may lack level "c", the reference asked for, or a whole cluster),
+    of rows in any order, give the pandas fit: the levels, scale and weights come from all the data."""
+    data = _PARTS_DATA.iloc[list(order)].reset_index(drop=True)
+    bounds = [0, *sorted(cuts), 60]
+    chunks = [data.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    fit = _parts_fit(chunks)
+    assert fit.certificate.primal == pytest.approx(_PARTS_BASE.certificate.primal, rel=1e-9)
+    np.testing.assert_allclose(fit.beta, _PARTS_BASE.beta, rtol=1e-7, atol=1e-9)
+    assert fit.selected == _PARTS_BASE.selected

@@ -45,8 +45,9 @@ test_that("predict follows lme4's arguments", {
 test_that("Python errors arrive as R errors with the Python message", {
   expect_error(hmio(Reaction ~ Dayz + (1 | Subject), data = sleepstudy, budget = 1),
                "unknown column 'Dayz'")
-  err <- tryCatch(hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = -1), error = identity)
-  expect_match(conditionMessage(err), "out of range")
+  err <- tryCatch(hmio(Reaction ~ Days + (1 | Subject), data = sleepstudy, budget = list("(1 | Subjct)" = 2)),
+                  error = identity)
+  expect_match(conditionMessage(err), "unknown random term\\(s\\) \\['\\(1 \\| Subjct\\)'\\]")
   expect_false(grepl("Traceback", conditionMessage(err)))
 })
 
