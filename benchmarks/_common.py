@@ -1,10 +1,10 @@
-"""Shared pieces of the benchmark scripts: timing and printing (the data come from hiermio.simulate)."""
+"""Shared pieces of the benchmark scripts: timing and printing (the data come from hiermio.paper.simulate)."""
 
 from __future__ import annotations
 
 import time
 
-from hiermio.simulate import simulate_confounded as clustered  # noqa: F401 - the scripts' data
+from hiermio.paper.simulate import simulate_confounded as clustered  # noqa: F401 - the scripts' data
 
 
 def timed(fn, *args, **kw):

@@ -1,8 +1,8 @@
 """Searches with one BLAS thread against the BLAS's own threads, in one process on one machine.
 
-Every search entry runs with one BLAS thread (:func:`hiermio.inner.one_blas_thread`): its work is
+Every search entry runs with one BLAS thread (:func:`hiermio.problem.inner.one_blas_thread`): its work is
 thousands of small dense solves, where a second thread costs more in waking and synchronising
-than it computes. This times the search (stage 2, :func:`hiermio.api.optimize`, on a problem whose
+than it computes. This times the search (stage 2, :func:`hiermio.fitting.api.optimize`, on a problem whose
 pass over the rows is done) both ways, alternating, the median of a few runs each, on:
 
 * sleepstudy with random slopes (the fixed-effects branch-and-bound),
@@ -11,7 +11,7 @@ pass over the rows is done) both ways, alternating, the median of a few runs eac
   (enumeration), budget 5 (SCIP's outer approximation: p > 10), and budget 5 with
   ``certify=False`` (heuristics and the relaxation's bound).
 
-The pass over the rows (:func:`hiermio.sufficient.cross_products` and the statistics made from
+The pass over the rows (:func:`hiermio.problem.sufficient.cross_products` and the statistics made from
 its sums) is timed both ways too, at 700 rows (one block: hiermio uses one thread) and 200,000
 (several blocks: hiermio leaves the BLAS its threads).
 
@@ -30,13 +30,13 @@ import pandas as pd
 from threadpoolctl import threadpool_info
 
 import hiermio as hm
-import hiermio.inner
-import hiermio.sufficient
+import hiermio.problem.inner
+import hiermio.problem.sufficient
 from _common import clustered, timed
-from hiermio.api import _statistics, build_problem, optimize
-from hiermio.control import FitControl
-from hiermio.design import build_design
-from hiermio.sufficient import cross_products
+from hiermio.fitting.api import _statistics, build_problem, optimize
+from hiermio.core.control import FitControl
+from hiermio.formula.design import build_design
+from hiermio.problem.sufficient import cross_products
 
 RUNS = 2 if "--quick" in sys.argv else 5
 
@@ -53,23 +53,23 @@ CASES = [  # label, formula, data, budget, options
 
 
 def search_time(problem, control: FitControl, threads: int | None) -> float:
-    hiermio.inner.SEARCH_BLAS_THREADS = threads
+    hiermio.problem.inner.SEARCH_BLAS_THREADS = threads
     try:
         problem = problem.with_budget(problem.budget_record().as_budget())  # a fresh evaluation count
         return timed(optimize, problem, control)[1]
     finally:
-        hiermio.inner.SEARCH_BLAS_THREADS = 1
+        hiermio.problem.inner.SEARCH_BLAS_THREADS = 1
 
 
 def pass_time(design, threads: int | None) -> float:
     """The pass and the statistics from its sums with ``threads`` (1 for "one thread"; None: the
-    BLAS's own), whatever hiermio.sufficient._pass_threads would choose."""
-    chosen = hiermio.sufficient._pass_threads
-    hiermio.sufficient._pass_threads = lambda design: threads
+    BLAS's own), whatever hiermio.problem.sufficient._pass_threads would choose."""
+    chosen = hiermio.problem.sufficient._pass_threads
+    hiermio.problem.sufficient._pass_threads = lambda design: threads
     try:
         return timed(lambda: _statistics(design, cross_products(design, progress=False), FitControl()))[1]
     finally:
-        hiermio.sufficient._pass_threads = chosen
+        hiermio.problem.sufficient._pass_threads = chosen
 
 
 def compare(label: str, run) -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 
 import hiermio as hm
 from _common import clustered
-from hiermio.simulate import simulate_sparse
+from hiermio.paper.simulate import simulate_sparse
 
 AFTER_ONLY = "--after" in sys.argv
 MEMORY_ONLY = "--memory" in sys.argv
@@ -75,7 +75,7 @@ def run(formula, data, budget, ridge, limit, search):
 # RSS before the fit is the fit's own (the simulation's and the reader's temporaries are not in it)
 GENERATE = """
 import sys
-from hiermio.simulate import simulate_confounded
+from hiermio.paper.simulate import simulate_confounded
 df, formula = simulate_confounded(K=5000, n_per=200, p=10, n_nonzero=50, seed=0)
 df.to_parquet(sys.argv[1])
 print(formula)

@@ -8,9 +8,9 @@ that forms the sufficient statistics is timed separately.
 import numpy as np
 import pandas as pd
 
-from hiermio.api import default_mu
-from hiermio.design import build_design
-from hiermio.sufficient import SufficientStats
+from hiermio.fitting.api import default_mu
+from hiermio.formula.design import build_design
+from hiermio.problem.sufficient import SufficientStats
 from _common import timed
 
 K, p, reps = 500, 10, 200

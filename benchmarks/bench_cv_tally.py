@@ -16,7 +16,7 @@ import numpy as np
 
 import hiermio as hm
 from _common import clustered
-from hiermio.simulate import simulate_atypical
+from hiermio.paper.simulate import simulate_atypical
 
 seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 truth = 3

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 import hiermio as hm
-from hiermio.lme4 import _r_session, from_r, r_available
+from hiermio.comparisons.lme4 import _r_session, from_r, r_available
 
 CASES = [
     ("lme4::sleepstudy", "Reaction ~ poly(Days, 2) + scale(Days) + (Days | Subject)"),

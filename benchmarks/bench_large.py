@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 import hiermio as hm
-from hiermio.heuristics import greedy, local_search
+from hiermio.solve.heuristics import greedy, local_search
 from _common import clustered
 
 time_limit = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0

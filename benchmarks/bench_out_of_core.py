@@ -67,11 +67,11 @@ def _child(kind: str, path: str) -> dict:
 
     import pandas as pd
 
-    from hiermio.api import make_fit, optimize, problem_from_cross_products
-    from hiermio.control import FitControl
-    from hiermio.design import build_design
-    from hiermio.streaming import learn_design
-    from hiermio.sufficient import cross_products
+    from hiermio.fitting.api import make_fit, optimize, problem_from_cross_products
+    from hiermio.core.control import FitControl
+    from hiermio.formula.design import build_design
+    from hiermio.formula.streaming import learn_design
+    from hiermio.problem.sufficient import cross_products
 
     warnings.simplefilter("ignore")
     control = FitControl()
@@ -89,7 +89,7 @@ def _child(kind: str, path: str) -> dict:
         client = Client(cluster)
         data = dd.read_parquet(path)
     elif kind == "lmer":
-        from hiermio.lme4 import lmer
+        from hiermio.comparisons.lme4 import lmer
 
         data = pd.read_parquet(path)
         data["hospital"] = data["hospital"].astype(str)

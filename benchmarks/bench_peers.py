@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hiermio.design import build_design
-from hiermio.heuristics import greedy, local_search
-from hiermio.oa import SolverOptions, solve
-from hiermio.selection import SelectionProblem
-from hiermio.design import random_design_matrix
+from hiermio.formula.design import build_design
+from hiermio.solve.heuristics import greedy, local_search
+from hiermio.solve.oa import SolverOptions, solve
+from hiermio.problem.selection import SelectionProblem
+from hiermio.formula.design import random_design_matrix
 
 K = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 budget = int(sys.argv[2]) if len(sys.argv) > 2 else 6

@@ -6,7 +6,7 @@ Target: the ratio transfer / lmer fit stays below 1.
 
 import time
 
-from hiermio.lme4 import _to_r_frame, _used_columns, lmer
+from hiermio.comparisons.lme4 import _to_r_frame, _used_columns, lmer
 from _common import clustered
 
 df, formula = clustered(K=500, n_per=100, p=35, n_nonzero=50, seed=0)

@@ -24,7 +24,7 @@ import warnings
 import pandas as pd
 
 import hiermio as hm
-from hiermio.reproduce import markdown_table, run_study
+from hiermio.paper.reproduce import markdown_table, run_study
 from _common import clustered, real_data_cases
 
 RIDGES = (1e-4, 0.1, 0.3, 1.0, 3.0)

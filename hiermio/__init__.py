@@ -5,23 +5,24 @@
 >>> print(fit.summary())  # doctest: +SKIP
 """
 
-from .api import build_problem, default_mu, fit, make_fit, optimize
-from .audit import audit_curve, bootstrap
-from .compare import Comparison, compare, train_test_split_clusters
-from .datasets import load_dataset, load_dietox
-from .design import build_design
-from .estimator import HierMIO
-from .control import FitControl
-from .exceptions import (BudgetError, DataError, FormulaError, HierMIOError, HierMIOWarning, Interrupted,
-                         NotFittedError, NumericalError)
-from .formula import parse_formula
-from .lme4 import LmerFit, RNotAvailableError, lmer
-from .certificate import Certificate, SolverProgress
-from .path import Path, path
-from .reports import Summary
-from .results import MIOFit
-from .stability import Stability, mb_bound, stability
-from .validation import CVResult, cv, within_cluster_folds
+# the public API, stage by stage (hiermio/<stage>/__init__.py says what each holds)
+from .core.control import FitControl
+from .core.exceptions import (BudgetError, DataError, FormulaError, HierMIOError, HierMIOWarning, Interrupted,
+                              NotFittedError, NumericalError)
+from .data.datasets import load_dataset, load_dietox
+from .formula.terms import parse_formula
+from .formula.design import build_design
+from .solve.certificate import Certificate, SolverProgress
+from .fitting.api import build_problem, default_mu, fit, make_fit, optimize
+from .fitting.results import MIOFit
+from .fitting.reports import Summary
+from .fitting.estimator import HierMIO
+from .workflow.audit import audit_curve, bootstrap
+from .workflow.path import Path, path
+from .workflow.stability import Stability, mb_bound, stability
+from .workflow.validation import CVResult, cv, within_cluster_folds
+from .comparisons.comparison import Comparison, compare, train_test_split_clusters
+from .comparisons.lme4 import LmerFit, RNotAvailableError, lmer
 
 __version__ = "0.1.0"
 

@@ -11,10 +11,10 @@ from dataclasses import fields
 import os
 import pandas as pd
 
-from .api import fit
-from .control import FitControl
-from .datasets import load_dataset
-from .exceptions import HierMIOError, Interrupted
+from .fitting.api import fit
+from .core.control import FitControl
+from .data.datasets import load_dataset
+from .core.exceptions import HierMIOError, Interrupted
 
 __all__ = ["main", "side_by_side"]
 
@@ -37,7 +37,7 @@ def _demo(args: argparse.Namespace) -> int:
     mio = fit(formula, df, budget=args.budget, **_control_options(args))
     print(mio.summary())
     print()
-    from .lme4 import RNotAvailableError, lmer
+    from .comparisons.lme4 import RNotAvailableError, lmer
 
     try:
         ref = lmer(formula, df)
@@ -103,7 +103,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import compare
+    from .comparisons.comparison import compare
 
     df = _read_csv(args.data, "data file")
     test = _read_csv(args.test, "test file") if args.test else None
@@ -120,7 +120,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import run_study
+    from .paper.reproduce import run_study
 
     scales = ["low", "medium", "high"] if args.scale == "all" else [args.scale]
     study = run_study(tables=args.tables, reps=args.reps, scales=scales, n_jobs=args.jobs, backend=args.backend,

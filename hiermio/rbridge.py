@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .api import fit
-from .control import VECTOR_OPTIONS, FitControl
-from .exceptions import HierMIOWarning
-from .lme4 import lmer_status  # noqa: F401 - R's compare_lmer decides lme4's status with it
-from .results import MIOFit
+from .fitting.api import fit
+from .core.control import VECTOR_OPTIONS, FitControl
+from .core.exceptions import HierMIOWarning
+from .comparisons.lme4 import lmer_status  # noqa: F401 - R's compare_lmer decides lme4's status with it
+from .fitting.results import MIOFit
 
 __all__ = ["fit_for_r", "fit_object", "export_fit", "export_for_r", "predict_for_r", "columns_for_r"]
 
@@ -146,9 +146,9 @@ def columns_for_r(formula: str, columns: list[str], response: bool = True) -> di
     >>> columns_for_r("y ~ log(x) + (1 | g)", ["when", "g", "x", "y"])
     {'columns': ['g', 'x', 'y'], 'groups': ['g']}
     """
-    from .design import _check_columns, required_columns
-    from .formula import parse_formula
-    from .variables import referenced_columns
+    from .formula.design import _check_columns, required_columns
+    from .formula.terms import parse_formula
+    from .formula.variables import referenced_columns
 
     parsed = parse_formula(formula)
     needed = required_columns(parsed, response=response)
@@ -185,7 +185,7 @@ def table_for_r(df: pd.DataFrame, index: str | None = None) -> dict[str, Any]:
 
 def rows_for_r(res: MIOFit) -> dict[str, Any]:
     """The 1-based positions of the rows the fit used (R's rows, NA rows dropped) and the columns it read."""
-    from .lme4 import _used_columns
+    from .comparisons.lme4 import _used_columns
 
     d = res.design
     return {"rows": [int(r) + 1 for r in d.rows], "columns": _used_columns(res.formula, d.data, True)}
@@ -217,7 +217,7 @@ def ranking_for_r(res: MIOFit, stability: Any = None) -> dict[str, Any]:
 
 def bootstrap_for_r(res: MIOFit, B: Any = 200, level: float = 0.95, random_state: Any = 0,
                     certify: bool = False) -> dict[str, Any]:
-    from .audit import bootstrap
+    from .workflow.audit import bootstrap
 
     return table_for_r(bootstrap(res, B=_whole(B), level=float(level), random_state=_whole(random_state),
                                  progress=False, certify=bool(certify)))
@@ -225,7 +225,7 @@ def bootstrap_for_r(res: MIOFit, B: Any = 200, level: float = 0.95, random_state
 
 def cv_for_r(formula: str, data: pd.DataFrame, budgets: Any = "auto", ridges: Any = None, **options: Any) -> dict:
     """:func:`hiermio.cv` for R: the table (ridge and budget as columns), the choice and the final fit."""
-    from .validation import cv
+    from .workflow.validation import cv
 
     options = {k: _whole(v) for k, v in options.items()}
     budgets = budgets if isinstance(budgets, str) else [_whole(b) for b in np.atleast_1d(budgets).tolist()]
@@ -239,7 +239,7 @@ def cv_for_r(formula: str, data: pd.DataFrame, budgets: Any = "auto", ridges: An
 
 
 def path_for_r(formula: str, data: pd.DataFrame, budgets: Any, **options: Any) -> dict[str, Any]:
-    from .path import path
+    from .workflow.path import path
 
     options = {k: _whole(v) for k, v in options.items()}
     with warnings.catch_warnings():
@@ -251,7 +251,7 @@ def path_for_r(formula: str, data: pd.DataFrame, budgets: Any, **options: Any) -
 
 def stability_for_r(formula: str, data: pd.DataFrame, budget: Any, B: Any = 100, threshold: float = 0.8,
                     **options: Any) -> dict[str, Any]:
-    from .stability import stability
+    from .workflow.stability import stability
 
     options = {k: _whole(v) for k, v in options.items()}
     with warnings.catch_warnings():

@@ -7,8 +7,8 @@ import itertools
 
 import numpy as np
 
-from hiermio.design import random_design_matrix
-from hiermio.simulate import simulate_sparse as simulate  # noqa: F401 - the tests' data
+from hiermio.formula.design import random_design_matrix
+from hiermio.paper.simulate import simulate_sparse as simulate  # noqa: F401 - the tests' data
 
 
 def dense_ridge(design, mu, cols):

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import hiermio as hm
-from hiermio.exceptions import BudgetError, DataError, FormulaError, HierMIOError
+from hiermio.core.exceptions import BudgetError, DataError, FormulaError, HierMIOError
 from reference import simulate
 
 PY = sys.executable
@@ -150,7 +150,7 @@ def test_every_entry_point_validates_options_the_same_way(df, fitted, options, m
     import importlib
 
     calls = []
-    for name in ("hiermio.api", "hiermio.path"):
+    for name in ("hiermio.fitting.api", "hiermio.workflow.path"):
         module = importlib.import_module(name)  # the search stage, wherever it is called from
         monkeypatch.setattr(module, "optimize", lambda *a, **k: calls.append(1))
     entry_points = [
@@ -172,9 +172,9 @@ def test_every_entry_point_validates_options_the_same_way(df, fitted, options, m
 
 
 def test_misspelt_option_fails_before_any_fold(df, monkeypatch):
-    import hiermio.validation
+    import hiermio.workflow.validation
 
-    monkeypatch.setattr(hiermio.validation, "path", lambda *a, **k: pytest.fail("a fold ran"))
+    monkeypatch.setattr(hiermio.workflow.validation, "path", lambda *a, **k: pytest.fail("a fold ran"))
     with pytest.raises(HierMIOError, match="cv\\(\\) got an unknown option 'ridg' \\(did you mean 'ridge'\\?\\)"):
         hm.cv("y ~ x + (1 | g)", df, [0, 1], ridg=0.2)
     with pytest.raises(HierMIOError, match="path\\(\\) got an unknown option 'time_limt'"):
@@ -317,15 +317,15 @@ def test_ctrl_c_stops_the_whole_loop(call, finished):
 def test_interrupted_fit_keeps_its_best_support(monkeypatch):
     """What Ctrl-C inside SCIP leaves: the best support, its proven gap, a warning, and an exception
     that stops the caller."""
-    import hiermio.api
-    from hiermio.oa import solve as real_solve
+    import hiermio.fitting.api
+    from hiermio.solve.oa import solve as real_solve
 
     def interrupted_solve(problem, starts, options, **kwargs):
         support, cert = real_solve(problem, starts, options, **kwargs)
         cert.status = "interrupted"
         return support, cert
 
-    monkeypatch.setattr(hiermio.api, "solve", interrupted_solve)
+    monkeypatch.setattr(hiermio.fitting.api, "solve", interrupted_solve)
     df = simulate(K=40, n_per=5, n_nonzero=6, seed=3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import hiermio as hm
-from hiermio.lme4 import r_available
+from hiermio.comparisons.lme4 import r_available
 from reference import simulate
 
 needs_r = pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 not installed")

@@ -9,10 +9,10 @@ import pytest
 
 import hiermio as hm
 from hiermio.cli import main
-from hiermio.control import FitControl
-from hiermio.design import build_design
-from hiermio.methods import METHODS
-from hiermio.newclusters import RULES, NewLevelRule, register_rule
+from hiermio.core.control import FitControl
+from hiermio.formula.design import build_design
+from hiermio.comparisons.methods import METHODS
+from hiermio.fitting.newclusters import RULES, NewLevelRule, register_rule
 from reference import simulate
 
 

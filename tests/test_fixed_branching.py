@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hiermio as hm
-from hiermio.design import build_design, random_design_matrix
-from hiermio.fixed_branching import SeparableForm, _coordinate_max, branch_on_fixed
-from hiermio.oa import SolverOptions, solve
-from hiermio.selection import SelectionProblem
+from hiermio.formula.design import build_design, random_design_matrix
+from hiermio.solve.fixed_branching import SeparableForm, _coordinate_max, branch_on_fixed
+from hiermio.solve.oa import SolverOptions, solve
+from hiermio.problem.selection import SelectionProblem
 from reference import brute_force
 
 FORMULAS = {

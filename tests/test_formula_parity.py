@@ -1,7 +1,7 @@
 """Formula parity with lme4: the same rows, fixed columns, Z, names and levels as ``lme4::lFormula``.
 
 Each case is an R data set (as R holds it) and a formula written in R's syntax. The Python side
-gets the data through :func:`hiermio.lme4.from_r` (factors as categoricals, ordered kept) and builds
+gets the data through :func:`hiermio.comparisons.lme4.from_r` (factors as categoricals, ordered kept) and builds
 its design; lme4 builds its own in R. Independent truth: lme4 itself.
 """
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import hiermio as hm
-from hiermio.lme4 import from_r, lformula, r_available
-from hiermio.design import random_design_matrix
+from hiermio.comparisons.lme4 import from_r, lformula, r_available
+from hiermio.formula.design import random_design_matrix
 
 pytestmark = [pytest.mark.needs_r, pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 is not available")]
 
@@ -167,7 +167,7 @@ def test_lmer_and_mio_ranef_join_by_level():
 
 
 def test_weighted_lmer_equals_lme4_called_in_r():
-    from hiermio.lme4 import _r_session
+    from hiermio.comparisons.lme4 import _r_session
 
     df = hm.load_dataset("sleepstudy").assign(w=lambda d: 1.0 + (d.Days % 3))
     ours = hm.lmer("Reaction ~ Days + (Days | Subject)", df, weights="w")

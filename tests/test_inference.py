@@ -9,7 +9,7 @@ import pytest
 import statsmodels.api as sm
 
 import hiermio as hm
-from hiermio.design import random_design_matrix
+from hiermio.formula.design import random_design_matrix
 from reference import simulate
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hiermio as hm
-from hiermio.lme4 import r_available
+from hiermio.comparisons.lme4 import r_available
 
 needs_r = pytest.mark.skipif(not r_available(), reason="R with lme4 and rpy2 not installed")
 
@@ -46,7 +46,7 @@ def test_population_prediction_is_fixed_part():
 def test_missing_r_gives_install_instructions(monkeypatch):
     import sys
 
-    import hiermio.lme4 as bridge
+    import hiermio.comparisons.lme4 as bridge
 
     monkeypatch.setattr(bridge, "_R", {})
     monkeypatch.setitem(sys.modules, "rpy2.rinterface_lib", None)  # as if rpy2 were not installed

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import hiermio as hm
-from hiermio.api import default_mu
-from hiermio.design import build_design
-from hiermio.selection import SelectionProblem
+from hiermio.fitting.api import default_mu
+from hiermio.formula.design import build_design
+from hiermio.problem.selection import SelectionProblem
 from reference import brute_force, dense_ridge
 
 OFFSETS = [0.0, 1e4, 1e6, 1e8, 1e10]

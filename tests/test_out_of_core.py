@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import hiermio as hm
-from hiermio.design import build_design
-from hiermio.exceptions import DataError, FormulaError
-from hiermio.streaming import learn_design
+from hiermio.formula.design import build_design
+from hiermio.core.exceptions import DataError, FormulaError
+from hiermio.formula.streaming import learn_design
 
 
 def _data(n: int = 900, K: int = 30, seed: int = 0) -> pd.DataFrame:
@@ -220,8 +220,8 @@ def test_cli_fits_a_parquet_directory(tmp_path, capsys):
 
 
 def _fold_labels(formula, chunks, folds, random_state, split=0, **kw):
-    """Each row's part, as the partitioned cv / stability deal them (per partition, see hiermio.subsets)."""
-    from hiermio.subsets import partition_folds
+    """Each row's part, as the partitioned cv / stability deal them (per partition, see hiermio.workflow.subsets)."""
+    from hiermio.workflow.subsets import partition_folds
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

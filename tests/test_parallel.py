@@ -31,7 +31,7 @@ def test_progress_default_follows_the_environment_and_notebooks(monkeypatch):
     import sys
     import types
 
-    from hiermio.parallel import progress_enabled
+    from hiermio.core.parallel import progress_enabled
 
     monkeypatch.setenv("HIERMIO_PROGRESS", "1")
     assert progress_enabled(None) and not progress_enabled(False)

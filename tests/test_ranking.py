@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import hiermio as hm
-from hiermio.lme4 import r_available
+from hiermio.comparisons.lme4 import r_available
 from reference import dense_ridge, simulate
 
 

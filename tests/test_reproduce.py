@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from hiermio.cli import main
-from hiermio.exceptions import HierMIOError
-from hiermio.lme4 import r_available
-from hiermio.paper import FIGURES, PAPER_TABLES, TABLE_ORDER
-from hiermio.reproduce import markdown_table, parse_tables, run_study, study_scenarios
+from hiermio.core.exceptions import HierMIOError
+from hiermio.comparisons.lme4 import r_available
+from hiermio.paper.published import FIGURES, PAPER_TABLES, TABLE_ORDER
+from hiermio.paper.reproduce import markdown_table, parse_tables, run_study, study_scenarios
 
 METHODS = ["ols", "ridge", "lmer", "mio"] if r_available() else ["ols", "ridge", "mio"]
 SMALL = {"sparse": [0.9, 0.0], "gaussian": [10.0, 100.0], "icc": [0.5]}

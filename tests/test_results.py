@@ -134,7 +134,7 @@ def test_certificate_states_the_gap_relative_to_what_the_cluster_effects_explain
     """c(0) is the fit without cluster effects: ordinary least squares on X (numpy's lstsq)."""
     import warnings
 
-    from hiermio.design import build_design
+    from hiermio.formula.design import build_design
 
     df = simulate(K=40, n_per=10, n_nonzero=8, effect=0.8, seed=3)
     with warnings.catch_warnings():

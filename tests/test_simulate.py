@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 import hiermio as hm
-from hiermio.simulate import (SCALES, beta_error, gamma_error, scenarios, simulate_clustered, sparsity_recovery,
+from hiermio.paper.simulate import (SCALES, beta_error, gamma_error, scenarios, simulate_clustered, sparsity_recovery,
                               true_icc)
 
 

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hiermio as hm
-from hiermio.api import default_mu
-from hiermio.design import build_design
-from hiermio.oa import SolverOptions, solve
-from hiermio.selection import SelectionProblem
+from hiermio.fitting.api import default_mu
+from hiermio.formula.design import build_design
+from hiermio.solve.oa import SolverOptions, solve
+from hiermio.problem.selection import SelectionProblem
 from reference import brute_force, dense_ridge, simulate
 
 CASES = [
@@ -132,9 +132,9 @@ def test_bounds_bracket_brute_force_on_random_designs(K, n_per, seed, ridge, slo
 
 
 def test_heuristics_past_their_deadline_still_return_a_full_feasible_support():
-    from hiermio.design import build_design
-    from hiermio.heuristics import greedy, local_search
-    from hiermio.selection import SelectionProblem
+    from hiermio.formula.design import build_design
+    from hiermio.solve.heuristics import greedy, local_search
+    from hiermio.problem.selection import SelectionProblem
 
     df = simulate(K=30, n_per=6, n_nonzero=5, effect=1.5, seed=4)
     problem = SelectionProblem.build(build_design("y ~ x + (1 | g)", df), budget=7, mu=np.ones(30))
@@ -151,7 +151,7 @@ def test_heuristics_past_their_deadline_still_return_a_full_feasible_support():
 
 def test_large_crossed_supports_solved_iteratively_match_a_dense_fit():
     from reference import dense_ridge
-    from hiermio.sufficient import _DENSE_LIMIT, SufficientStats
+    from hiermio.problem.sufficient import _DENSE_LIMIT, SufficientStats
 
     rng = np.random.default_rng(7)
     n = 3000

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import hiermio as hm
-from hiermio.api import build_problem
-from hiermio.control import FitControl
-from hiermio.exceptions import BudgetError
+from hiermio.fitting.api import build_problem
+from hiermio.core.control import FitControl
+from hiermio.core.exceptions import BudgetError
 from reference import brute_force_tails, dense_signed_ridge, simulate
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hiermio as hm
-from hiermio.exceptions import HierMIOError, HierMIOWarning
+from hiermio.core.exceptions import HierMIOError, HierMIOWarning
 from reference import dense_least_squares, dense_ridge
 
 
@@ -79,7 +79,7 @@ def test_saturated_fit_gives_nan_standard_errors_with_a_warning():
         fit = hm.fit("y ~ x + (1 + x | g)", df, 6, selection="cluster")
     assert fit.df_residual == 12 - 2 - 12 and fit.saturated
     # the fit itself interpolates the rows: numpy's least squares on [X : Z] leaves no residual
-    from hiermio.design import random_design_matrix
+    from hiermio.formula.design import random_design_matrix
     Z = random_design_matrix(fit.design).toarray()
     A = np.hstack([fit.design.X, Z])
     assert np.linalg.norm(A @ np.linalg.lstsq(A, df.y, rcond=None)[0] - df.y) < 1e-8

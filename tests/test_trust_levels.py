@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 import hiermio as hm
-from hiermio.design import build_design
-from hiermio.exceptions import DataError, FormulaError
+from hiermio.formula.design import build_design
+from hiermio.core.exceptions import DataError, FormulaError
 
 needs_rscript = pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not available")
 
@@ -312,7 +312,7 @@ def test_spline_bases_equal_r_inside_and_beyond_the_boundary(call):
     r_x, r_new = "c(" + ", ".join(map(repr, x.tolist())) + ")", "c(" + ", ".join(map(repr, new.tolist())) + ")"
     r = _r_numbers(f"{{library(splines); b <- {call.replace('x', r_x, 1)}; "
                    f"suppressWarnings(c(t(b), t(predict(b, {r_new}))))}}")
-    from hiermio.variables import evaluate
+    from hiermio.formula.variables import evaluate
 
     state: dict = {}
     train = evaluate(call, pd.DataFrame({"x": x}), state).values
@@ -325,7 +325,7 @@ def test_spline_bases_equal_r_inside_and_beyond_the_boundary(call):
 
 @needs_rscript
 def test_interaction_levels_are_every_combination_as_in_r():
-    from hiermio.variables import evaluate
+    from hiermio.formula.variables import evaluate
 
     f, h = ["c", "a", "b", "a", "c"], ["y", "x", "x", "y", "y"]
     quoted = [", ".join(f'"{v}"' for v in col) for col in (f, h)]

@@ -18,10 +18,10 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import hiermio as hm
-from hiermio.api import build_problem, optimize
-from hiermio.control import REFIT_RIDGE, FitControl
-from hiermio.design import random_design_matrix
-from hiermio.exceptions import DataError
+from hiermio.fitting.api import build_problem, optimize
+from hiermio.core.control import REFIT_RIDGE, FitControl
+from hiermio.formula.design import random_design_matrix
+from hiermio.core.exceptions import DataError
 
 
 def weighted_ridge(problem, support: np.ndarray, mu_factor: float = 1.0) -> tuple[float, np.ndarray, np.ndarray]:
@@ -286,7 +286,7 @@ def test_stalled_fixed_effects_search_hands_over_and_certifies():
 def test_a_slowly_closing_search_on_many_units_is_not_handed_over():
     # SCIP's outer approximation took 3.1 s on these 50 clusters (the fixed-effects search: 0.7 s,
     # 427 boxes); on 2,000 clusters a hand-over turned a 9 s certificate into a 0.4 % gap after 60 s
-    from hiermio.simulate import simulate_confounded
+    from hiermio.paper.simulate import simulate_confounded
 
     df, formula = simulate_confounded(K=50, n_per=30, p=3, n_nonzero=5, seed=1)
     fit = hm.fit(formula, df, 6, ridge=0.01, refit=False, progress=False)

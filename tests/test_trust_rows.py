@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hiermio as hm
-from hiermio.exceptions import DataError, HierMIOError
-from hiermio.lme4 import r_available
-from hiermio.splits import within_cluster_folds
+from hiermio.core.exceptions import DataError, HierMIOError
+from hiermio.comparisons.lme4 import r_available
+from hiermio.data.splits import within_cluster_folds
 from reference import dense_ridge, simulate
 
 FORMULA = "Reaction ~ Days + (1 | Subject)"
@@ -182,7 +182,7 @@ def test_bootstrap_of_a_tail_budget_fit(sleepstudy):
     b_tail = hm.bootstrap(tail, B=6, random_state=2)
     b_plain = hm.bootstrap(plain, B=6, random_state=2)
     np.testing.assert_allclose(b_tail.to_numpy(), b_plain.to_numpy(), rtol=1e-6)
-    from hiermio.audit import _grouped_by
+    from hiermio.fitting.bootstrap import _grouped_by
 
     assert _grouped_by(hm.fit(FORMULA, sleepstudy, {"(1 | Subject)": (1, 2)}), "copy")[1] == {"(1 | copy)": (1, 2)}
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import hiermio as hm
-from hiermio.exceptions import HierMIOError
-from hiermio.lme4 import r_available
+from hiermio.core.exceptions import HierMIOError
+from hiermio.comparisons.lme4 import r_available
 
 FORMULA = "Reaction ~ Days + (Days | Subject) + (1 | g)"
 

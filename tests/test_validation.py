@@ -4,7 +4,7 @@ import pytest
 
 import hiermio as hm
 from reference import simulate
-from hiermio.simulate import simulate_atypical
+from hiermio.paper.simulate import simulate_atypical
 
 
 def test_within_folds_split_every_cluster_evenly():

@@ -7,7 +7,7 @@ import pytest
 
 import hiermio as hm
 from reference import simulate
-from hiermio.design import random_design_matrix
+from hiermio.formula.design import random_design_matrix
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,8 @@ import pandas as pd
 
 from IPython.display import Markdown, display
 
-from hiermio.paper import PAPER_TABLES
-from hiermio.reproduce import markdown_table, run_study
+from hiermio.paper.published import PAPER_TABLES
+from hiermio.paper.reproduce import markdown_table, run_study
 from _setup import FULL, SIZE, pick
 
 levels = None if FULL else {"sparse": [0.9, 0.66, 0.33, 0.0], "gaussian": [10.0, 50.0, 100.0],
