@@ -180,3 +180,18 @@ def test_any_row_order_and_any_partitioning_give_the_in_memory_fit(order, cuts):
     assert fit.certificate.primal == pytest.approx(_PARTS_BASE.certificate.primal, rel=1e-9)
     np.testing.assert_allclose(fit.beta, _PARTS_BASE.beta, rtol=1e-7, atol=1e-9)
     assert fit.selected == _PARTS_BASE.selected
+
+
+def test_a_formula_summing_1200_covariates_is_read_and_fitted():
+    """A long sum of terms is read in loops (it was a RecursionError from about 1,000 terms and, with the
+    nesting guard, refused above 400); inside a call a sum that deep is still refused by name."""
+    rng = np.random.default_rng(2)
+    p, n = 1200, 1500
+    X = rng.normal(size=(n, p))
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(p)]).assign(g=np.repeat(np.arange(10), n // 10))
+    df["y"] = X[:, 0] + rng.normal(size=n)
+    fit = hm.fit("y ~ " + " + ".join(f"x{i}" for i in range(p)) + " + (1 | g)", df, 0)
+    ols = np.linalg.lstsq(np.column_stack([np.ones(n), X]), df.y, rcond=None)[0]
+    np.testing.assert_allclose(fit.beta, ols, rtol=1e-7, atol=1e-9)
+    with pytest.raises(hm.FormulaError, match="formula nested too deeply: its expression is 1202 levels deep"):
+        hm.fit("y ~ I(" + " + ".join(f"x{i}" for i in range(p)) + ") + (1 | g)", df, 0)

@@ -87,18 +87,16 @@ class Paren(Node):
 
 
 def walk(node: Node):
-    """Every node of a tree, parents first."""
-    yield node
-    if isinstance(node, Call):
-        for _, v in node.args:
-            yield from walk(v)
-    elif isinstance(node, Op):
-        yield from walk(node.left)
-        yield from walk(node.right)
-    elif isinstance(node, Unary):
-        yield from walk(node.operand)
-    elif isinstance(node, Paren):
-        yield from walk(node.inner)
+    """Every node of a tree, parents first, left to right (without recursion).
+
+    >>> [type(n).__name__ for n in walk(parse("a + f(b)"))]
+    ['Op', 'Name', 'Call', 'Name']
+    """
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(_children(n)))
 
 
 # ---------------------------------------------------------------------------------------- tokens
@@ -313,10 +311,11 @@ class _Parser:
         return Call((name.start, close.end), name.text, tuple(args))
 
 
-# Every stage (parser, term algebra, evaluation, deparse) walks the tree recursively: deeper
-# formulas are refused, with the reason, before any of them recurses.
+# The evaluation of variables and parts of the term algebra walk the tree recursively: deeper
+# formulas are refused, with the reason, before any of them recurses. A formula's sum of terms is
+# read in loops everywhere (a thousand covariates are a chain a thousand deep), so it counts once.
 MAX_PARENTHESES = 100  # levels of parentheses and calls, I(I(x)) or ((x)); R reads a few thousand
-MAX_DEPTH = 400  # levels of the whole tree: operators too (a sum of k terms is k levels deep)
+MAX_DEPTH = 400  # levels of the tree, operators too, a formula's sum of terms counting as one
 
 
 def _check_nesting(p: "_Parser") -> None:
@@ -332,18 +331,20 @@ def _check_nesting(p: "_Parser") -> None:
 
 
 def depth(node: Node) -> int:
-    """Levels of the tree (a leaf is 1), counted without recursion.
+    """Levels of the tree (a leaf is 1), counted without recursion; the terms of a formula's sum
+    (``+`` outside any call) are one level, what a call holds counts in full.
 
-    >>> depth(parse("a + b + log(c)"))
-    3
+    >>> depth(parse("a + b + log(c)")), depth(parse("I(a + b + c)"))
+    (3, 4)
     """
-    deepest, stack = 0, [(node, 1)]
+    deepest, stack = 0, [(node, 1, False)]
     while stack:
-        n, d = stack.pop()
+        n, d, in_call = stack.pop()
         deepest = max(deepest, d)
-        children = ([v for _, v in n.args] if isinstance(n, Call) else [n.left, n.right] if isinstance(n, Op)
-                    else [n.operand] if isinstance(n, Unary) else [n.inner] if isinstance(n, Paren) else [])
-        stack.extend((c, d + 1) for c in children)
+        if isinstance(n, Op) and n.op == "+" and not in_call:
+            stack += [(n.left, d, False), (n.right, d + 1, False)]
+        else:
+            stack.extend((c, d + 1, in_call or isinstance(n, Call)) for c in _children(n))
     return deepest
 
 
@@ -373,7 +374,8 @@ def parse(text: str) -> Node:
     levels = depth(node)
     if levels > MAX_DEPTH:
         raise FormulaError(f"formula nested too deeply: its expression is {levels} levels deep (at most {MAX_DEPTH}; "
-                           "each operator, call and parenthesis is a level: a sum of k terms is k levels deep)")
+                           "each operator, call and parenthesis is a level, and inside a call, such as I(), a sum of "
+                           "k terms is k levels deep: make long sums terms of the formula)")
     return node
 
 
@@ -422,7 +424,38 @@ def quote_name(name: str) -> str:
 
 
 def deparse(node: Node) -> str:
-    """``node`` spelled as R's ``deparse()`` spells it."""
+    """``node`` spelled as R's ``deparse()`` spells it (without recursion: a sum of a thousand
+    covariates is a chain a thousand deep).
+
+    >>> deparse(parse("y ~ (a + b)*c + I(x^2)"))
+    'y ~ (a + b) * c + I(x^2)'
+    """
+    spelled: dict[int, str] = {}
+    stack: list[tuple[Node, bool]] = [(node, False)]
+    while stack:
+        n, ready = stack.pop()
+        if not ready:
+            stack.append((n, True))
+            stack.extend((c, False) for c in _children(n) if id(c) not in spelled)
+        else:
+            spelled[id(n)] = _spell(n, [spelled[id(c)] for c in _children(n)])
+    return spelled[id(node)]
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, Call):
+        return [v for _, v in node.args]
+    if isinstance(node, Paren):
+        return [node.inner]
+    if isinstance(node, Unary):
+        return [node.operand]
+    if isinstance(node, Op):
+        return [node.left, node.right]
+    return []
+
+
+def _spell(node: Node, parts: list[str]) -> str:
+    """One node's spelling, its children already spelled (``parts``, in ``_children``'s order)."""
     if isinstance(node, Num):
         return format_number(node.value, node.integer)
     if isinstance(node, Str):
@@ -430,14 +463,14 @@ def deparse(node: Node) -> str:
     if isinstance(node, Name):
         return node.id if node.id in _LITERALS else quote_name(node.id)
     if isinstance(node, Call):
-        args = ", ".join((f"{quote_name(k)} = " if k is not None else "") + deparse(v) for k, v in node.args)
+        args = ", ".join((f"{quote_name(k)} = " if k is not None else "") + v for (k, _), v in zip(node.args, parts))
         return f"{quote_name(node.func)}({args})"
     if isinstance(node, Paren):
-        return f"({deparse(node.inner)})"
+        return f"({parts[0]})"
     if isinstance(node, Unary):
-        return f"{node.op}{deparse(node.operand)}"
+        return f"{node.op}{parts[0]}"
     if isinstance(node, Op):
-        left, right = deparse(node.left), deparse(node.right)
+        left, right = parts
         # R adds parentheses when the tree's shape differs from what precedence would give
         if _needs_parens(node, node.left, "left"):
             left = f"({left})"

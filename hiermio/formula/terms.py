@@ -144,10 +144,21 @@ def _is_bar(node: Node) -> bool:
 
 
 def _split_plus(node: Node) -> list[Node]:
-    """The summands of a top-level sum (``a + b - c`` -> ``a``, ``b``, and ``-c`` kept as it is)."""
-    if isinstance(node, Op) and node.op == "+":
-        return _split_plus(node.left) + _split_plus(node.right)
-    return [node]
+    """The summands of a top-level sum (``a + b - c`` -> ``a``, ``b``, and ``-c`` kept as it is),
+    without recursion: a sum of a thousand covariates is a chain a thousand deep.
+
+    >>> from hiermio.formula.rsyntax import deparse, parse
+    >>> [deparse(n) for n in _split_plus(parse("a + b:c + log(d)"))]
+    ['a', 'b:c', 'log(d)']
+    """
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Op) and n.op == "+":
+            stack += [n.right, n.left]
+        else:
+            out.append(n)
+    return out
 
 
 def _rebuild_sum(nodes: list[Node]) -> Node | None:
@@ -294,8 +305,12 @@ class _Encoder:
                                "wrap it in I()")
         if isinstance(node, Op):
             op = node.op
-            if op == "+":
-                return _union(self.encode(node.left), self.encode(node.right))
+            if op == "+":  # a chain of sums read in a loop: a thousand covariates are a chain a thousand deep
+                parts = _split_plus(node)
+                out = self.encode(parts[0])
+                for part in parts[1:]:
+                    out = _union(out, self.encode(part))
+                return out
             if op == "-":
                 return self.remove(self.encode(node.left), node.right)
             if op == ":":

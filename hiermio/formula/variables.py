@@ -305,8 +305,9 @@ def referenced_columns(node: Node) -> list[str]:
     ['total.fruits', 'f', 'x']
     """
     out: list[str] = []
-
-    def visit(n: Node) -> None:
+    stack = [node]  # depth first, left to right, without recursion (a sum of a thousand columns is that deep)
+    while stack:
+        n = stack.pop()
         if isinstance(n, Name):
             if n.id not in _CONSTANTS and n.id not in NA_CONSTANTS and n.id not in out:
                 out.append(n.id)
@@ -316,16 +317,13 @@ def referenced_columns(node: Node) -> list[str]:
             if fn == "Q" and args and isinstance(args[0][1], Str):
                 if args[0][1].value not in out:
                     out.append(args[0][1].value)
-                return
+                continue
             if fn in ("C", "contrasts") and len(args) > 1:
                 args = args[:1] + [a for a in args[1:] if not isinstance(a[1], Name) or a[1].id not in _CONTRASTS]
-            for _, v in args:
-                visit(v)
+            stack.extend(v for _, v in reversed(args))
         elif isinstance(n, (Op, Unary, Paren)):
-            for child in (n.left, n.right) if isinstance(n, Op) else (n.operand,) if isinstance(n, Unary) else (n.inner,):
-                visit(child)
-
-    visit(node)
+            stack.extend(reversed((n.left, n.right) if isinstance(n, Op) else (n.operand,) if isinstance(n, Unary)
+                                  else (n.inner,)))
     return out
 
 
