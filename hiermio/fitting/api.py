@@ -323,15 +323,16 @@ def make_fit(problem: SelectionProblem, solution: Solution, control: FitControl 
                "total": design_time + sum(solution.timings.values())}
     notes = solver_warnings(cert, control, problem)
     design = problem.design
-    df_residual = design.n - design.p - int(np.count_nonzero(ev.gamma))
-    if df_residual <= 0:  # lm says so too: its standard errors are NaN
-        notes.append(f"the fit is saturated: {design.n} rows, {design.p} fixed effects and "
-                     f"{int(np.count_nonzero(ev.gamma))} nonzero cluster effects leave {df_residual} residual degrees "
-                     "of freedom; sigma, standard errors and intervals are NaN (lower the budget)")
-    return MIOFit(design=design, problem=problem, budget=problem.budget_record(), support=support, beta=ev.beta,
-                  gamma=ev.gamma, mu=stats.column_mu, estimate_mu=inner.column_mu, ridge=control.ridge, rss=max(rss, 0.0),
-                  fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert, timings=timings, control=control,
-                  warnings=[*design.messages, *problem.notes, *notes], solver_warnings=notes, fitter=fit)
+    res = MIOFit(design=design, problem=problem, budget=problem.budget_record(), support=support, beta=ev.beta,
+                 gamma=ev.gamma, mu=stats.column_mu, estimate_mu=inner.column_mu, ridge=control.ridge, rss=max(rss, 0.0),
+                 fixed_cov_unscaled=ev.fixed_cov_unscaled, certificate=cert, timings=timings, control=control,
+                 solver_warnings=notes, fitter=fit)
+    if res.saturated:  # lm says so too: its standard errors are NaN
+        notes.append(f"the fit is saturated: {res.nobs} rows, {design.p} fixed effects and {res.n_nonzero} nonzero "
+                     f"cluster effects leave {res.df_residual} residual degrees of freedom; sigma, standard errors "
+                     "and intervals are NaN (lower the budget)")
+    res.warnings = [*design.messages, *problem.notes, *notes]
+    return res
 
 
 def solver_warnings(cert: Certificate, control: FitControl, problem: SelectionProblem) -> list[str]:

@@ -319,15 +319,15 @@ MAX_DEPTH = 400  # levels of the tree, operators too, a formula's sum of terms c
 
 
 def _check_nesting(p: "_Parser") -> None:
-    depth = 0
+    open_parens = 0
     for tok in p.tokens:
         if tok.kind == "op" and tok.text == "(":
-            depth += 1
-            if depth > MAX_PARENTHESES:
+            open_parens += 1
+            if open_parens > MAX_PARENTHESES:
                 raise p.fail(f"formula nested too deeply: more than {MAX_PARENTHESES} levels of parentheses "
                              "(a call's count too)", tok)
         elif tok.kind == "op" and tok.text == ")":
-            depth -= 1
+            open_parens -= 1
 
 
 def depth(node: Node) -> int:

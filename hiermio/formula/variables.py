@@ -127,6 +127,12 @@ def r_sort_key(s: str):
     return tuple((cls(c), c.casefold()) for c in s), tuple(c.isupper() for c in s)
 
 
+def _are_numbers(values) -> bool:
+    """True when every value is a number (booleans are not): R sorts such levels by value."""
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+               for v in values)
+
+
 def _factor_from(values: np.ndarray, levels: list[Any] | None = None) -> Value:
     """A factor from raw values: levels sorted as R sorts them (numbers by value, text by collation).
 
@@ -141,8 +147,7 @@ def _factor_from(values: np.ndarray, levels: list[Any] | None = None) -> Value:
     inverse, uniques = pd.factorize(values)  # missing values get -1
     present = list(uniques)
     if levels is None:
-        if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-               for v in present):
+        if _are_numbers(present):
             levels = sorted(present)  # Python ints compare exactly, whatever their size
         else:
             levels = sorted(present, key=lambda v: r_sort_key(r_label(v)))
@@ -572,8 +577,9 @@ def _q(node: Call, ctx: _Context) -> Value:
 def _as_factor_arg(node: Node, ctx: _Context) -> Value:
     """The argument of factor(), C(), relevel(), interaction(), as a factor: a column of integers
     exactly (ids above 2**53 stay apart), numbers by their R spelling, text and logicals as R does."""
-    if _is_exact_integer_column(node, ctx):
-        return column_factor(ctx.data, (node.inner if isinstance(node, Paren) else node).id)
+    exact = _integer_column_factor(node, ctx)
+    if exact is not None:
+        return exact
     v = _eval(node, ctx)
     if v.kind != "numeric":
         return v.as_factor()
@@ -582,17 +588,19 @@ def _as_factor_arg(node: Node, ctx: _Context) -> Value:
     return factor_of_numbers(v.values)
 
 
-def _is_exact_integer_column(node: Node, ctx: _Context) -> bool:
+def _integer_column_factor(node: Node, ctx: _Context) -> Value | None:
+    """``node`` read as a factor exactly when it names a column of integers (None otherwise): its
+    values as numbers would lose ids above 2**53."""
     inner = node.inner if isinstance(node, Paren) else node
-    return isinstance(inner, Name) and inner.id in ctx.data.columns and \
-        pd.api.types.is_integer_dtype(ctx.data[inner.id].dtype)
+    if isinstance(inner, Name) and inner.id in ctx.data.columns and pd.api.types.is_integer_dtype(ctx.data[inner.id].dtype):
+        return column_factor(ctx.data, inner.id)
+    return None
 
 
 def _factor(node: Call, ctx: _Context, ordered: bool = False) -> Value:
     a = _args(node, ["x", "levels", "labels", "ordered"] if node.func != "as.factor" else ["x"])
-    if "levels" not in a and _is_exact_integer_column(a["x"], ctx):
-        v = column_factor(ctx.data, (a["x"].inner if isinstance(a["x"], Paren) else a["x"]).id)
-    else:
+    v = _integer_column_factor(a["x"], ctx) if "levels" not in a else None
+    if v is None:
         v = _eval(a["x"], ctx)
     if "ordered" in a:
         ordered = bool(_constant(a["ordered"], ctx, "factor()'s ordered"))
@@ -728,9 +736,7 @@ def final_levels(orders: frozenset | set, used: dict) -> tuple[list[str], list[A
     if len(orders) == 1:
         order = [s for s in next(iter(orders)) if s in used]
     else:
-        numeric = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-                      for v in used.values())
-        order = sorted(used, key=(lambda s: used[s]) if numeric else r_sort_key)  # Python ints: exactly
+        order = sorted(used, key=(lambda s: used[s]) if _are_numbers(used.values()) else r_sort_key)  # ints exactly
     return order, [used[s] for s in order]
 
 
